@@ -1,0 +1,1 @@
+"""The embedded Linkis-compatible gateway: tornado HTTP and WebSocket routes, jobs, engines."""

@@ -1,0 +1,1 @@
+"""Engines of the embedded gateway; each runs in an engine process of its own."""
