@@ -16,7 +16,7 @@ class AuthError(LinkisError):
     """Login failed, or the session expired and one re-login did not help."""
 
 
-class ConnectionError(LinkisError, builtins.ConnectionError):  # noqa: A001
+class ConnectionError(LinkisError, builtins.ConnectionError):
     """The gateway cannot be reached over any transport the client may use."""
 
 

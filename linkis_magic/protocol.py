@@ -35,6 +35,10 @@ MAX_PAGE_SIZE = 100_000
 
 DEFAULT_CREATOR = "IDE"
 
+# The embedded gateway adds this key to the data of each push: its time.monotonic() at emission.
+# Linkis never sends it; clients use it only to measure push latency.
+EMIT_STAMP_KEY = "emitMonotonic"
+
 # Engine versions Linkis 1.x assumes when a label names none (section 4.2).
 DEFAULT_ENGINE_VERSIONS: dict[str, str] = {
     "spark": "2.4.3",
@@ -80,9 +84,7 @@ class JobStatus(str, enum.Enum):
         return self.value
 
 
-_TERMINAL = frozenset(
-    {JobStatus.SUCCEED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMEOUT}
-)
+_TERMINAL = frozenset({JobStatus.SUCCEED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMEOUT})
 _STATUS_BY_LOWER = {s.value.lower(): s for s in JobStatus}
 
 
@@ -244,7 +246,10 @@ def job_method(exec_id: str, op: str) -> str:
     return f"{ENTRANCE_PREFIX}/{exec_id}/{op}"
 
 
-def build_job_frame(exec_id: str, op: Literal["status", "log", "progress", "kill"]) -> dict[str, Any]:
+JobOp: TypeAlias = Literal["status", "log", "progress", "kill"]
+
+
+def build_job_frame(exec_id: str, op: JobOp) -> dict[str, Any]:
     """A per-job request frame; sending ``status`` also subscribes the socket (section 2.4)."""
     return {"method": job_method(exec_id, op), "data": {}}
 
@@ -277,10 +282,10 @@ class ProgressInfo:
     def from_wire(cls, raw: Mapping[str, Any]) -> ProgressInfo:
         return cls(
             id=str(raw.get("id", "")),
-            succeed_tasks=_as_int(raw.get("succeedTasks"), 0),
-            failed_tasks=_as_int(raw.get("failedTasks"), 0),
-            running_tasks=_as_int(raw.get("runningTasks"), 0),
-            total_tasks=_as_int(raw.get("totalTasks"), 0),
+            succeed_tasks=_count(raw.get("succeedTasks")),
+            failed_tasks=_count(raw.get("failedTasks")),
+            running_tasks=_count(raw.get("runningTasks")),
+            total_tasks=_count(raw.get("totalTasks")),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -309,6 +314,7 @@ class StatusChanged:
     task_id: int | None
     status: JobStatus
     tag: str | None = None
+    emitted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +324,7 @@ class ProgressUpdate:
     progress: float
     progress_info: tuple[ProgressInfo, ...] = ()
     tag: str | None = None
+    emitted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +339,7 @@ class LogLines:
     all: str = ""
     from_line: int | None = None
     tag: str | None = None
+    emitted: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -477,7 +485,7 @@ def _parse(raw: str | bytes | Mapping[str, Any]) -> Event:
             job_status = JobStatus.parse(data["status"])
         except ValueError as exc:
             return Ignored(str(exc), _preview(raw))
-        return StatusChanged(exec_id, task_id, job_status, tag)
+        return StatusChanged(exec_id, task_id, job_status, tag, _emitted(data))
     if op == "log":
         return _log(exec_id, task_id, data, tag)
     if op == "waitingSize":
@@ -541,7 +549,7 @@ def _progress(
     progress = min(max(progress, 0.0), 1.0)
     infos = data.get("progressInfo") or []
     entries = tuple(ProgressInfo.from_wire(i) for i in infos if isinstance(i, Mapping))
-    return ProgressUpdate(exec_id, task_id, progress, entries, tag)
+    return ProgressUpdate(exec_id, task_id, progress, entries, tag, _emitted(data))
 
 
 def _log(exec_id: str, task_id: int | None, data: Mapping[str, Any], tag: str | None) -> LogLines:
@@ -552,7 +560,14 @@ def _log(exec_id: str, task_id: int | None, data: Mapping[str, Any], tag: str | 
         *buckets,
         from_line=_as_int(data.get("fromLine"), None),
         tag=tag,
+        emitted=_emitted(data),
     )
+
+
+def _emitted(data: Mapping[str, Any]) -> float | None:
+    """The embedded gateway's emit stamp (``time.monotonic()`` of its process), for benchmarks."""
+    value = data.get(EMIT_STAMP_KEY)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def split_log_buckets(log: object) -> tuple[str, str, str, str]:
@@ -577,6 +592,10 @@ def _as_int(value: object, default: int | None) -> int | None:
         return int(float(value)) if isinstance(value, str | float) else int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return default
+
+
+def _count(value: object) -> int:
+    return _as_int(value, 0) or 0
 
 
 def _preview(raw: object, limit: int = 200) -> str:

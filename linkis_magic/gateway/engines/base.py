@@ -112,3 +112,4 @@ class Engine(abc.ABC):
 
     def close(self) -> None:
         """Release what the engine holds (its interpreter, its SparkSession)."""
+        return None
