@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,15 @@ def remove(names: Iterable[str] | None = None) -> dict[str, str]:
     Raises:
         ValueError: an unknown name, or a name that is not installed.
     """
-    wanted = [spec.name for spec in _select(names)] if names else list(installed())
+    present = installed()
+    wanted = [spec.name for spec in _select(names)] if names else list(present)
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        raise ValueError(f"kernelspec {', '.join(missing)} is not installed")
     manager = KernelSpecManager()
     removed: dict[str, str] = {}
     for name in wanted:
-        try:
-            removed[name] = manager.remove_kernel_spec(name)
-        except NoSuchKernel as exc:
-            raise ValueError(f"kernelspec {name} is not installed") from exc
+        removed[name] = manager.remove_kernel_spec(name)
         log.info("removed kernelspec %s from %s", name, removed[name])
     return removed
 

@@ -1,0 +1,157 @@
+"""The kernelspec table, the kernelspec/ folder made from it, and install / list / remove."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from linkis_magic import kernelspecs
+from linkis_magic.kernelspecs import KERNELSPECS, LOGO_FILES
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "kernelspec"
+REGENERATE = "regenerate it: .venv/bin/python -m linkis_magic.kernelspecs kernelspec"
+
+
+def decode_png(data: bytes) -> tuple[int, int, bytes]:
+    """Width, height and raw RGBA rows of a PNG whose rows all use filter 0 (as ours do)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, header = 8, b"", b""
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    width, height, depth, color_type = struct.unpack(">IIBB", header[:10])
+    assert (depth, color_type) == (8, 6), "expected 8-bit RGBA"
+    raw = zlib.decompress(idat)
+    stride = width * 4 + 1
+    assert all(raw[row * stride] == 0 for row in range(height))
+    pixels = b"".join(raw[row * stride + 1 : (row + 1) * stride] for row in range(height))
+    return width, height, pixels
+
+
+def test_table_names_the_four_kernels_with_their_engines_and_languages() -> None:
+    summary = {
+        name: (spec.display_name, spec.engine, spec.run_type, spec.language)
+        for name, spec in KERNELSPECS.items()
+    }
+    assert summary == {
+        "linkis_spark_sql": ("Linkis Spark SQL", "spark", "sql", "sql"),
+        "linkis_pyspark": ("Linkis PySpark", "spark", "py", "python"),
+        "linkis_python": ("Linkis Python", "python", "python", "python"),
+        "linkis_shell": ("Linkis Shell", "shell", "shell", "bash"),
+    }
+
+
+def test_kernel_json_runs_the_linkis_kernel_with_the_engine_in_env() -> None:
+    content = kernelspecs.kernel_json(KERNELSPECS["linkis_pyspark"])
+
+    assert content["argv"] == ["python", "-m", "linkis_magic.kernel", "-f", "{connection_file}"]
+    assert content["env"] == {"LINKIS_KERNEL_ENGINE": "spark", "LINKIS_KERNEL_RUN_TYPE": "py"}
+    assert content["language"] == "python"
+    assert content["interrupt_mode"] == "signal"
+
+
+def test_shipped_folder_holds_exactly_the_table() -> None:
+    shipped = sorted(path.name for path in SHIPPED.iterdir())
+    assert shipped == sorted(KERNELSPECS), REGENERATE
+    for name in KERNELSPECS:
+        files = sorted(path.name for path in (SHIPPED / name).iterdir())
+        assert files == sorted(["kernel.json", *LOGO_FILES]), REGENERATE
+
+
+@pytest.mark.parametrize("name", sorted(KERNELSPECS))
+def test_shipped_files_match_what_the_table_generates(name: str, tmp_path: Path) -> None:
+    generated = kernelspecs.write_kernelspec(KERNELSPECS[name], tmp_path / name)
+    shipped = SHIPPED / name
+
+    assert json.loads((shipped / "kernel.json").read_text()) == json.loads(
+        (generated / "kernel.json").read_text()
+    ), REGENERATE
+    assert (shipped / "logo-svg.svg").read_text() == (generated / "logo-svg.svg").read_text()
+    for logo in ("logo-32x32.png", "logo-64x64.png"):
+        # Compare pixels, not bytes: another zlib may compress the same pixels differently.
+        expected = decode_png((generated / logo).read_bytes())
+        assert decode_png((shipped / logo).read_bytes()) == expected, REGENERATE
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_png_logo_has_its_size_transparent_corners_and_a_solid_middle(size: int) -> None:
+    width, height, pixels = decode_png(kernelspecs.logo_png("#e25a1c", size))
+
+    def pixel(x: int, y: int) -> tuple[int, ...]:
+        start = (y * size + x) * 4
+        return tuple(pixels[start : start + 4])
+
+    assert (width, height) == (size, size)
+    assert pixel(0, 0)[3] == 0
+    assert pixel(size - 1, size - 1)[3] == 0
+    assert pixel(size // 2, 2) == (0xE2, 0x5A, 0x1C, 255)
+    assert pixel(size // 2, size // 2)[3] == 255
+    assert any(pixel(x, size // 2)[:3] == (255, 255, 255) for x in range(size))
+
+
+def test_svg_logo_is_well_formed_xml_in_the_kernel_colour() -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.fromstring(kernelspecs.logo_svg("#2f6db5"))
+
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.attrib["viewBox"] == "0 0 64 64"
+    assert "#2f6db5" in kernelspecs.logo_svg("#2f6db5")
+
+
+@pytest.fixture
+def jupyter_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    prefix = tmp_path / "prefix"
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    return prefix
+
+
+def test_install_into_a_prefix_makes_jupyter_find_them(jupyter_prefix: Path) -> None:
+    paths = kernelspecs.install(prefix=str(jupyter_prefix))
+
+    assert set(paths) == set(KERNELSPECS)
+    specs = KernelSpecManager().get_all_specs()
+    for name, spec in KERNELSPECS.items():
+        found = specs[name]
+        assert Path(found["resource_dir"]) == jupyter_prefix / "share/jupyter/kernels" / name
+        assert found["spec"]["display_name"] == spec.display_name
+        assert found["spec"]["argv"][0] == sys.executable
+        assert (Path(found["resource_dir"]) / "logo-64x64.png").is_file()
+    assert kernelspecs.installed() == {name: paths[name] for name in sorted(KERNELSPECS)}
+
+
+def test_install_some_then_remove_them(jupyter_prefix: Path) -> None:
+    kernelspecs.install(["linkis_shell", "linkis_python"], prefix=str(jupyter_prefix))
+    assert sorted(kernelspecs.installed()) == ["linkis_python", "linkis_shell"]
+
+    removed = kernelspecs.remove(["linkis_shell"])
+
+    assert list(removed) == ["linkis_shell"]
+    assert not Path(removed["linkis_shell"]).exists()
+    assert sorted(kernelspecs.installed()) == ["linkis_python"]
+    assert list(kernelspecs.remove()) == ["linkis_python"]
+    assert kernelspecs.installed() == {}
+
+
+def test_unknown_names_and_missing_kernels_are_clear_errors(jupyter_prefix: Path) -> None:
+    with pytest.raises(ValueError, match="unknown kernelspec linkis_r; the Linkis kernelspecs"):
+        kernelspecs.install(["linkis_r"], prefix=str(jupyter_prefix))
+    with pytest.raises(ValueError, match="linkis_shell is not installed"):
+        kernelspecs.remove(["linkis_shell"])
+    with pytest.raises(ValueError, match="not both"):
+        kernelspecs.install(user=True, prefix=str(jupyter_prefix))
