@@ -391,6 +391,15 @@ class JobView(BaseView):
         if not self.background:
             # A click would queue behind the running cell (PEERS.md 4.4): interrupt instead.
             self.cancel.layout.display = "none"
+        plain_bundle = self.panel._repr_mimebundle_
+
+        def bundle(**kwargs: Any) -> Any:
+            data = plain_bundle(**kwargs)
+            data["text/plain"] = self.summary()
+            return data
+
+        # Where widgets cannot render (nbconvert, terminals) show one line, not the widget tree.
+        self.panel._repr_mimebundle_ = bundle
         self.cancel.on_click(self._on_cancel)
         self.level.observe(self._on_level, names="value")
         self._log_key: tuple[str, int] = ("", -1)
@@ -400,6 +409,12 @@ class JobView(BaseView):
         from IPython.display import display
 
         display(self.panel)
+
+    def summary(self) -> str:
+        """One line for frontends without widgets."""
+        job = self.job
+        task = f" taskID {job.task_id}" if job.task_id is not None else ""
+        return f"Linkis {job.engine}/{job.run_type} execID {job.exec_id}{task}: {job.status}"
 
     def _on_cancel(self, button: Any) -> None:
         if self.job.done:
