@@ -12,7 +12,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 KILL_ON_SHUTDOWN_ENV = "LINKIS_KERNEL_KILL_ON_SHUTDOWN"
 LOCAL_MAGICS = ("%%local", "%%python")
+# Seconds a shutting-down kernel waits for the server to confirm its kills.
+SHUTDOWN_KILL_WAIT = 3.0
 
 # runType Linkis expects when the kernel names only its engine.
 _DEFAULT_RUN_TYPES = {"spark": "sql", "hive": "hql", "python": "python", "shell": "shell"}
@@ -392,7 +395,40 @@ class LinkisKernel(IPythonKernel):
         return dict(await _resolved(super().do_shutdown(restart)))
 
     def _close_linkis(self) -> None:
-        """Hook filled in by the magic integration."""
+        """Kill this kernel's unfinished jobs, then close the client.
+
+        Killing is skipped when ``kill_on_shutdown`` is off; closing the client stops an embedded
+        gateway it started.
+        """
+        from .magic import loaded_magics
+
+        assert self.shell is not None
+        magics = loaded_magics(self.shell)
+        if magics is None:
+            return
+        if self.kill_on_shutdown and magics.client is not None:
+            _kill_unfinished(_client_jobs(magics.client))
+        magics.close_client()
+
+
+def _client_jobs(client: Any) -> list[Any]:
+    jobs = client.jobs
+    return list(jobs.values() if isinstance(jobs, Mapping) else jobs)
+
+
+def _kill_unfinished(jobs: list[Any], settle: float = SHUTDOWN_KILL_WAIT) -> None:
+    """Send a kill for every unfinished job, then give the server ``settle`` s to end them."""
+    unfinished = [job for job in jobs if not job.done]
+    for job in unfinished:
+        log.info("shutdown: killing execID %s (taskID %s)", job.exec_id, job.task_id)
+        try:
+            job.kill()
+        except Exception as exc:
+            log.warning("shutdown: cannot kill execID %s: %s", job.exec_id, exc)
+    deadline = time.monotonic() + settle
+    for job in unfinished:
+        with contextlib.suppress(Exception):
+            job.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _local_with_arguments(line: str, cell: str) -> None:
