@@ -183,26 +183,33 @@ def run_command(args: Any) -> int:
     ``args.action`` is install, list or remove; ``args.names`` the kernelspecs (empty for all);
     install also reads ``args.user``, ``args.sys_prefix`` and ``args.prefix``.
     """
-    names = list(args.names or [])
+    names = list(getattr(args, "names", None) or [])
     try:
         if args.action == "install":
             prefix = sys.prefix if args.sys_prefix else args.prefix
             for name, path in install(names, user=args.user, prefix=prefix).items():
                 print(f"installed {name} in {path}")
         elif args.action == "list":
-            for name, path in installed().items():
+            found = installed()
+            for name, path in found.items():
                 print(f"{name}  {path}")
+            if not found:
+                print("no Linkis kernelspecs installed; add them with: linkis-magic kernel install")
         else:
-            for name, path in remove(names).items():
+            removed = remove(names)
+            for name, path in removed.items():
                 print(f"removed {name} from {path}")
+            if not removed:
+                print("no Linkis kernelspecs installed: nothing to remove")
     except (ValueError, OSError) as exc:
         print(f"linkis-magic kernel {args.action}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def add_arguments(parser: Any) -> None:
-    """Add the ``kernel`` subcommand's arguments to an argparse parser."""
+def register_cli(subparsers: Any) -> None:
+    """Add ``linkis-magic kernel install|list|remove`` to the command's argparse subparsers."""
+    parser = subparsers.add_parser("kernel", help="install, list or remove the Linkis kernelspecs")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     names_help = f"kernelspecs (default: all of {', '.join(KERNELSPECS)})"
     install_parser = actions.add_parser("install", help="install the Linkis kernelspecs")
@@ -214,6 +221,7 @@ def add_arguments(parser: Any) -> None:
     actions.add_parser("list", help="list the Linkis kernelspecs Jupyter finds")
     remove_parser = actions.add_parser("remove", help="remove installed Linkis kernelspecs")
     remove_parser.add_argument("names", nargs="*", metavar="NAME", help=names_help)
+    parser.set_defaults(func=run_command)
 
 
 # The logo: two interlocked rings (a link) in white on a rounded square of the kernel's colour.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -155,3 +157,52 @@ def test_unknown_names_and_missing_kernels_are_clear_errors(jupyter_prefix: Path
         kernelspecs.remove(["linkis_shell"])
     with pytest.raises(ValueError, match="not both"):
         kernelspecs.install(user=True, prefix=str(jupyter_prefix))
+
+
+def linkis_magic_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "linkis_magic.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_installs_lists_and_removes_kernelspecs(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    env = {**os.environ, "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    kernels = prefix / "share" / "jupyter" / "kernels"
+
+    installed = linkis_magic_cli("kernel", "install", "--prefix", str(prefix), env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert sorted(path.name for path in kernels.iterdir()) == sorted(KERNELSPECS)
+    for name in KERNELSPECS:
+        assert f"installed {name} in {kernels / name}" in installed.stdout
+
+    listed = linkis_magic_cli("kernel", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == sorted(KERNELSPECS)
+
+    removed = linkis_magic_cli("kernel", "remove", "linkis_pyspark", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.strip() == f"removed linkis_pyspark from {kernels / 'linkis_pyspark'}"
+    assert not (kernels / "linkis_pyspark").exists()
+
+    again = linkis_magic_cli("kernel", "remove", "linkis_pyspark", env=env)
+    assert again.returncode == 1
+    assert "kernelspec linkis_pyspark is not installed" in again.stderr
+
+
+def test_cli_refuses_two_destinations_and_unknown_names(tmp_path: Path) -> None:
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter")}
+
+    both = linkis_magic_cli("kernel", "install", "--user", "--prefix", str(tmp_path), env=env)
+    unknown = linkis_magic_cli("kernel", "install", "--prefix", str(tmp_path), "linkis_r", env=env)
+
+    assert both.returncode == 2
+    assert "not allowed with argument --user" in both.stderr
+    assert unknown.returncode == 1
+    assert "unknown kernelspec linkis_r" in unknown.stderr
+    assert not (tmp_path / "share" / "jupyter" / "kernels").exists()
