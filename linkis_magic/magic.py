@@ -294,6 +294,7 @@ class LinkisMagics(Magics):
         self._client: LinkisClient | None = None
         self._client_key: tuple[object, ...] | None = None
         self.views: list[BaseView] = []
+        self.last_view: BaseView | None = None
 
     # ----------------------------------------------------------------- settings and client
 
@@ -412,6 +413,7 @@ class LinkisMagics(Magics):
         view.show()
         self.views = [v for v in self.views if not v.job.done]
         self.views.append(view)
+        self.last_view = view
         return view
 
     def _wait(
