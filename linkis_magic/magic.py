@@ -16,6 +16,7 @@ import logging
 import numbers
 import re
 import shlex
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -372,8 +373,8 @@ class LinkisMagics(Magics):
         options = parse_cell_line(line)
         if not cell.strip():
             raise UsageError("the cell is empty: write the code to run under the %%linkis line")
-        namespace: dict[str, Any] = dict(self.shell.user_ns) if self.shell else {}
-        namespace.update(local_ns or {})
+        user_ns = self.shell.user_ns if self.shell is not None else {}
+        namespace = ChainMap(dict(local_ns or {}), user_ns)
         variables = resolve_variables(cell, options.variables, namespace)
         settings = self.settings()
         engine = options.engine or settings.default_engine
@@ -433,7 +434,10 @@ class LinkisMagics(Magics):
             self._close_view(view)
             raise
         except TimeoutError:
-            job.kill()
+            try:
+                job.kill()
+            except errors.LinkisError as exc:
+                logger.warning("kill of %s after its timeout failed: %s", job.exec_id, exc)
             _settle(job)
             self._close_view(view)
             raise errors.JobTimeout(
@@ -453,6 +457,8 @@ class LinkisMagics(Magics):
             self.views.remove(view)
 
     def _results(self, job: Job, options: CellOptions, limit: int | None) -> Any:
+        if options.quiet and not options.output:
+            return None
         results: list[ResultSet] = list(job.results(limit))
         tables = [r for r in results if r.kind == "table"]
         if options.output:
