@@ -1,0 +1,128 @@
+"""jupyter_kernel_test's KernelTests for the Linkis Spark SQL and Linkis Python kernelspecs.
+
+Each kernel runs from kernelspecs installed into a temporary Jupyter directory and talks to the
+session's embedded gateway (tests/conftest.py) with text views. KernelTests expects exactly one
+``stream`` message with "hello, world" and an error cell with no output but the error, so those two
+samples use ``%%local`` and ``--quiet``; every other sample runs on Linkis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jupyter_kernel_test
+import pytest
+from kernel_helpers import LinkisKernelSession, kernel_env
+
+
+@pytest.fixture(scope="class")
+def linkis_kernel(
+    request: pytest.FixtureRequest, gateway: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Start the class's kernel against the session gateway and warm its engine."""
+    cls = request.cls
+    tmp: Path = tmp_path_factory.mktemp(cls.kernel_name)
+    session = LinkisKernelSession(cls.kernel_name, tmp, kernel_env(tmp, gateway))
+    try:
+        for code in cls.warm_up:
+            cell = session.execute(code, timeout=240)
+            assert cell.status == "ok", cell.reply
+        cls.km, cls.kc = session.km, session.kc
+        yield
+    finally:
+        session.shutdown()
+
+
+class LinkisKernelTests(jupyter_kernel_test.KernelTests):
+    """KernelTests whose kernel comes from the ``linkis_kernel`` fixture, not setUpClass."""
+
+    __test__ = False
+    warm_up: ClassVar[list[str]] = []
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        """The fixture starts the kernel (it needs the gateway fixture)."""
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        """The fixture stops the kernel."""
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("linkis_kernel")
+class SparkSqlKernelTests(LinkisKernelTests):
+    __test__ = True
+    kernel_name = "linkis_spark_sql"
+    language_name = "sql"
+    file_extension = ".sql"
+    # A Spark session takes 10-20 s to start; KernelTests waits 15 s per cell.
+    warm_up: ClassVar[list[str]] = ["select 1 as warm"]
+
+    code_hello_world = "%%local\nprint('hello, world')"
+    code_stderr = "%%local\nimport sys\nprint('to stderr', file=sys.stderr)"
+    code_generate_error = "%%linkis spark sql --quiet\nselect * from no_such_table_kt"
+    code_execute_result: ClassVar[list[dict[str, str]]] = [
+        {"code": "select 1 + 1 as two", "result": "   two\n0    2"},
+    ]
+    code_display_data: ClassVar[list[dict[str, str]]] = [
+        {"code": "select 'a' as letter union all select 'b'", "mime": "text/plain"},
+    ]
+    code_history_pattern = "select 1 + 1*"
+    supported_history_operations = ("tail", "range", "search")
+    completion_samples: ClassVar[list[dict[str, Any]]] = [
+        {"text": "sel", "matches": {"select"}},
+        {"text": "SELECT * FR", "matches": {"FROM", "FROM_UNIXTIME"}},
+        {"text": "select 1 ", "matches": set()},
+        {"text": "%linkis", "matches": {"%linkis", "%%linkis"}},
+    ]
+    complete_code_samples: ClassVar[list[str]] = [
+        "select 1;",
+        "select 1\n",
+        "-- only a comment",
+        "select ';' as semicolon;",
+    ]
+    incomplete_code_samples: ClassVar[list[str]] = [
+        "select 1",
+        "select 'abc",
+        "select (1,\n",
+        "select 1 /* open",
+    ]
+    invalid_code_samples: ClassVar[list[str]] = ["select 1);"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.usefixtures("linkis_kernel")
+class PythonKernelTests(LinkisKernelTests):
+    __test__ = True
+    kernel_name = "linkis_python"
+    language_name = "python"
+    file_extension = ".py"
+    warm_up: ClassVar[list[str]] = ["warm = 1"]
+
+    code_hello_world = "%%local\nprint('hello, world')"
+    code_stderr = "%%local\nimport sys\nprint('to stderr', file=sys.stderr)"
+    code_generate_error = "%%linkis python --quiet\nraise ValueError('no good')"
+    code_execute_result: ClassVar[list[dict[str, str]]] = [
+        {
+            "code": "import pandas as pd\npd.DataFrame({'x': [1, 2]})",
+            "result": "   x\n0  1\n1  2",
+        },
+        {"code": "%%local\n6 * 7", "result": "42"},
+    ]
+    code_display_data: ClassVar[list[dict[str, str]]] = [
+        {"code": "print('printed on the engine')", "mime": "text/plain"},
+    ]
+    code_history_pattern = "import pandas*"
+    supported_history_operations = ("tail", "range", "search")
+    completion_samples: ClassVar[list[dict[str, Any]]] = [
+        {"text": "pri", "matches": {"print"}},
+        {"text": "%%loc", "matches": set()},
+    ]
+    complete_code_samples: ClassVar[list[str]] = ["print(1)", "x = 1\n", "import os"]
+    incomplete_code_samples: ClassVar[list[str]] = ["for i in range(3):", "print(1,", "x = '''"]
+    invalid_code_samples: ClassVar[list[str]] = ["1 = 2", "print(1))"]
