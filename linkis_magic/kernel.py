@@ -21,6 +21,7 @@ from IPython.core.error import UsageError
 from traitlets import Bool, Unicode, default
 
 from . import __version__
+from .config import DEFAULT_RUN_TYPES, is_valid_name
 from .kernelspecs import ENGINE_ENV, RUN_TYPE_ENV
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,6 @@ LOCAL_MAGICS = ("%%local", "%%python")
 # Seconds a shutting-down kernel waits for the server to confirm its kills.
 SHUTDOWN_KILL_WAIT = 3.0
 
-# runType Linkis expects when the kernel names only its engine.
-_DEFAULT_RUN_TYPES = {"spark": "sql", "hive": "hql", "python": "python", "shell": "shell"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _FALSE_WORDS = {"0", "false", "no", "off"}
 
 _LANGUAGES: dict[str, dict[str, Any]] = {
@@ -99,6 +97,11 @@ SQL_KEYWORDS = tuple(_SQL_WORDS.split())
 _WORD_BEFORE_CURSOR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def default_run_type(engine: str) -> str:
+    """The runType of an engine's cells when none is named (spark-3.4.1 counts as spark)."""
+    return DEFAULT_RUN_TYPES.get(engine.partition("-")[0], engine)
+
+
 def language_info_for(run_type: str) -> dict[str, Any]:
     """Return the kernel_info ``language_info`` of cells of ``run_type`` (their highlighting)."""
     language = _RUN_TYPE_LANGUAGES.get(run_type.lower())
@@ -112,6 +115,27 @@ def _first_line(code: str) -> str:
         if line.strip():
             return line.strip()
     return ""
+
+
+def magic_cell_language(code: str, cursor_pos: int) -> str:
+    """The language at the cursor in a cell that starts with a magic.
+
+    Below a ``%%linkis [ENGINE [RUN_TYPE]]`` line it is the runType's language (``sql``,
+    ``python``, ``bash`` ...); everywhere else it is ``python``, which IPython completes.
+    """
+    first = _first_line(code)
+    line_end = code.find("\n", code.find(first))
+    if not first.startswith("%%linkis") or line_end < 0 or cursor_pos <= line_end:
+        return "python"
+    from .magic import parse_cell_line
+
+    try:
+        options = parse_cell_line(first[len("%%linkis") :])
+    except UsageError:
+        return "python"
+    engine = options.engine or "spark"
+    run_type = options.run_type or default_run_type(engine)
+    return str(language_info_for(run_type)["name"])
 
 
 def is_linkis_cell(code: str) -> bool:
@@ -266,6 +290,14 @@ class LinkisKernel(IPythonKernel):
         f"(env {KILL_ON_SHUTDOWN_ENV}=0 keeps them)."
     ).tag(config=True)
 
+    @default("help_links")
+    def _help_links_default(self) -> list[dict[str, str]]:
+        linkis = {
+            "text": "Apache Linkis",
+            "url": "https://linkis.apache.org/docs/latest/introduction",
+        }
+        return [linkis, *IPythonKernel.help_links.default_value]
+
     @default("engine")
     def _engine_default(self) -> str:
         return os.environ.get(ENGINE_ENV, "").strip() or "spark"
@@ -273,7 +305,7 @@ class LinkisKernel(IPythonKernel):
     @default("run_type")
     def _run_type_default(self) -> str:
         value = os.environ.get(RUN_TYPE_ENV, "").strip()
-        return value or _DEFAULT_RUN_TYPES.get(self.engine.partition("-")[0], self.engine)
+        return value or default_run_type(self.engine)
 
     @default("kill_on_shutdown")
     def _kill_on_shutdown_default(self) -> bool:
@@ -282,7 +314,7 @@ class LinkisKernel(IPythonKernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         for setting in ("engine", "run_type"):
-            if not _NAME.match(getattr(self, setting)):
+            if not is_valid_name(getattr(self, setting)):
                 log.error(
                     "LinkisKernel.%s %r is not a Linkis name", setting, getattr(self, setting)
                 )
@@ -349,12 +381,13 @@ class LinkisKernel(IPythonKernel):
             del history.store_inputs
 
     async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
-        """Complete: IPython's completer for magics and Python, SQL keywords for SQL cells."""
+        """Complete: SQL keywords in SQL, IPython's completer in Python and magics, else none."""
         cursor = len(code) if cursor_pos is None else cursor_pos
+        language = self._language if is_linkis_cell(code) else magic_cell_language(code, cursor)
         try:
-            if not is_linkis_cell(code) or self._language == "python":
+            if language == "python":
                 return dict(await _resolved(super().do_complete(code, cursor)))
-            if self._language == "sql":
+            if language == "sql":
                 matches, start = sql_completions(code, cursor)
                 return _completion_reply(matches, start, cursor)
         except Exception:

@@ -7,6 +7,7 @@ import pytest
 from linkis_magic.kernel import (
     is_linkis_cell,
     language_info_for,
+    magic_cell_language,
     route_cell,
     shell_is_complete,
     sql_completions,
@@ -126,3 +127,22 @@ def test_language_info_gives_sql_python_and_bash_cells_their_highlighting() -> N
     assert language_info_for("py")["name"] == "python"
     assert language_info_for("shell")["codemirror_mode"] == "shell"
     assert language_info_for("r")["mimetype"] == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("code", "cursor", "language"),
+    [
+        ("%%linkis spark sql\nsel", 22, "sql"),
+        ("%%linkis spark\nsel", 18, "sql"),
+        ("%%linkis\nsel", 12, "sql"),
+        ("%%linkis python -o df\npri", 25, "python"),
+        ("%%linkis shell shell\nec", 23, "bash"),
+        ("%%linkis spark sql\nsel", 5, "python"),
+        ("%%local\npri", 11, "python"),
+        ("%linkis sta", 11, "python"),
+    ],
+)
+def test_the_language_below_a_linkis_line_is_its_run_types(
+    code: str, cursor: int, language: str
+) -> None:
+    assert magic_cell_language(code, cursor) == language
