@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jupyterlab_page import ARTIFACTS, Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that let Debian's Chromium run headless with no network and no first-run UI.
 CHROMIUM_ARGS = [
@@ -35,24 +34,6 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 DISABLED_PLUGINS = {"@jupyterlab/apputils-extension:announcements": True}
-
-
-@dataclass(frozen=True)
-class Lab:
-    """A running JupyterLab: its base URL, token and the directory it serves."""
-
-    url: str
-    token: str
-    root_dir: Path
-    log_path: Path
-
-    def tree_url(self, notebook: str) -> str:
-        """The URL that opens ``notebook`` (relative to the root dir) and logs in with the token."""
-        return f"{self.url}lab/tree/{notebook}?token={self.token}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log, for failure messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.1):  # type: ignore[no-untyped-def]
@@ -81,15 +62,10 @@ def chromium() -> Path:
 @pytest.fixture(scope="session")
 def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """An embedded gateway for the session, as the env vars the magic and the kernel read."""
-    from linkis_magic.gateway import start_embedded
+    from linkis_magic.demo import embedded_gateway
 
-    user, password = "browser", secrets.token_urlsafe(12)
-    data_dir = tmp_path_factory.mktemp("gateway")
-    gateway = start_embedded(data_dir=data_dir, user=user, password=password)
-    try:
-        yield {"LINKIS_GATEWAY": gateway.url, "LINKIS_USER": user, "LINKIS_PASSWORD": password}
-    finally:
-        gateway.stop()
+    with embedded_gateway(tmp_path_factory.mktemp("gateway"), user="browser") as gateway:
+        yield gateway.env()
 
 
 @pytest.fixture(scope="session")

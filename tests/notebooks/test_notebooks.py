@@ -1,0 +1,176 @@
+"""Every notebook in notebooks/ runs headless with nbclient against an embedded gateway, cleanly.
+
+Also the ``make demo`` runner: it prints what the user would see and fails when a cell fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from linkis_magic.demo import (
+    WIDGET_STATE,
+    WIDGET_VIEW,
+    Gateway,
+    embedded_gateway,
+    execute_notebook,
+    kernel_env,
+    summarize,
+    widget_lines,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REQUIRED = {
+    "01-quickstart",
+    "02-variables-and-configuration",
+    "03-background-and-cancel",
+    "04-python-and-shell",
+    "05-linkis-kernel",
+}
+KERNEL_MAGICS = ("%%local", "%%python", "%linkis")
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with embedded_gateway(tmp_path_factory.mktemp("gateway")) as gw:
+        yield gw
+
+
+def _outputs(notebook: Any, kind: str) -> list[Any]:
+    return [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == kind
+    ]
+
+
+def _view_texts(cell: Any, notebook: Any) -> list[str]:
+    state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    lines: list[str] = []
+    for output in cell.get("outputs", []):
+        view = output.get("data", {}).get(WIDGET_VIEW)
+        if view:
+            lines.extend(widget_lines(view["model_id"], state))
+    return lines
+
+
+def _is_linkis_cell(cell: Any, notebook: Any) -> bool:
+    source = cell.source.lstrip()
+    if source.startswith("%%linkis"):
+        return True
+    kernel = notebook.metadata.get("kernelspec", {}).get("name", "")
+    return kernel.startswith("linkis_") and not source.startswith(KERNEL_MAGICS)
+
+
+def test_every_demo_notebook_is_there() -> None:
+    assert {path.stem for path in NOTEBOOKS} >= REQUIRED
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        ran = [
+            c for c in notebook.cells if c.cell_type == "code" and (c.outputs or c.execution_count)
+        ]
+        assert not ran, f"{path.name} holds outputs: clear them before committing"
+        first = notebook.cells[0]
+        assert first.cell_type == "markdown"
+        assert "LINKIS_GATEWAY" in first.source, f"{path.name} must say how to use a real gateway"
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_without_error(path: Path, gateway: Gateway, tmp_path: Path) -> None:
+    copy = Path(shutil.copy(path, tmp_path / path.name))
+
+    executed = execute_notebook(copy, kernel_env(gateway), timeout=300)
+
+    assert not _outputs(executed, "error")
+    for stream in _outputs(executed, "stream"):
+        assert "Traceback" not in stream["text"], stream["text"]
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code), "a cell did not run"
+    for cell in code:
+        if not _is_linkis_cell(cell, executed):
+            continue
+        texts = " ".join(_view_texts(cell, executed))
+        expected = "Cancelled" if "--background" in cell.source else "Succeed"
+        assert expected in texts, f"{cell.source.splitlines()[0]!r} shows {texts!r}"
+        assert "progress bar" in texts
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(600)
+def test_demo_prints_statuses_and_table_heads(tmp_path: Path) -> None:
+    """What `make demo` runs: the quickstart against a fresh gateway, summarized."""
+    result = subprocess.run(
+        [sys.executable, "-m", "linkis_magic.demo", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=580,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Embedded Linkis gateway on http://127.0.0.1:" in out
+    assert "[4] %%linkis spark sql" in out
+    assert out.count("Succeed") >= 2
+    assert "progress bar 100%" in out
+    assert "region" in out and "revenue" in out
+    assert "(a PNG image: the plot)" in out
+    assert (tmp_path / "01-quickstart.ipynb").is_file()
+    assert "password" not in out.lower().replace("password=***", "")
+
+
+@pytest.mark.timeout(300)
+def test_demo_fails_when_a_cell_fails(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext linkis_magic"),
+            nbformat.v4.new_code_cell(
+                "%%linkis python\nraise ValueError('no such region: atlantis')"
+            ),
+            nbformat.v4.new_code_cell("print('never runs')"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(notebook, path)
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "linkis_magic.demo",
+            str(path),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "A cell failed" in result.stderr
+    assert "JobError" in result.stderr
+    executed = json.loads((tmp_path / "out" / "failing.ipynb").read_text())
+    assert executed["cells"][1]["outputs"][-1]["output_type"] == "error"
+    assert not executed["cells"][2]["outputs"]
+    assert "Failed" in summarize(nbformat.reads(json.dumps(executed), as_version=4))
