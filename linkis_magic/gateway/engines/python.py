@@ -1,0 +1,198 @@
+"""The python engine: one persistent interpreter namespace per engine process (user + creator).
+
+stdout goes to the job log and to a text result set; a pandas DataFrame as the value of the last
+expression becomes a table result set. A kill interrupts the running code; the names survive.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import Any
+
+from linkis_magic.gateway.engines.base import Column, Engine, EngineError, JobContext
+
+_CELL = "<linkis-python>"
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that hands complete lines to ``emit`` and keeps all text written."""
+
+    def __init__(self, emit: Callable[[str], None], keep: bool) -> None:
+        self._emit = emit
+        self._keep = keep
+        self._partial = ""
+        self.text: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self._keep:
+            self.text.append(s)
+        data = self._partial + s
+        *lines, self._partial = data.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(s)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._emit(self._partial)
+            self._partial = ""
+
+
+class PythonEngine(Engine):
+    """Runs Python code in a namespace that lives as long as the engine process."""
+
+    name = "python"
+    run_types = ("python", "py", "py3", "python3")
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self._lock = threading.Lock()
+        self._running = False
+        self._main = threading.main_thread().ident
+
+    def execute(self, ctx: JobContext) -> None:
+        if ctx.run_type.lower() not in self.run_types:
+            raise EngineError(
+                f"The python engine runs {', '.join(self.run_types)}, not {ctx.run_type!r}"
+            )
+        try:
+            body, last = _compile(ctx.code)
+        except SyntaxError:
+            raise EngineError(_format_syntax_error()) from None
+
+        out = _LineWriter(lambda line: ctx.log("INFO", line), keep=True)
+        err = _LineWriter(lambda line: ctx.log("WARN", line), keep=False)
+        value: Any = None
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                with self._lock:
+                    self._running = True
+                try:
+                    if body is not None:
+                        exec(body, self.namespace)
+                    if last is not None:
+                        value = eval(last, self.namespace)
+                finally:
+                    with self._lock:
+                        self._running = False
+                    out.flush()
+                    err.flush()
+        except KeyboardInterrupt:
+            if ctx.cancelled.is_set():
+                return
+            raise
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise EngineError(f"The code called sys.exit({exc.code!r})") from None
+        except BaseException as exc:
+            if ctx.cancelled.is_set():
+                return
+            raise EngineError(_format_user_traceback(exc)) from None
+        if ctx.cancelled.is_set():
+            return
+
+        self.namespace["_"] = value
+        text = "".join(out.text)
+        if value is not None and not _is_dataframe(value):
+            text += repr(value) + "\n"
+        if text:
+            ctx.text(text)
+        if _is_dataframe(value):
+            write_dataframe(ctx, value)
+
+    def cancel(self, ctx: JobContext) -> None:
+        """Interrupt the code running on the main thread (KeyboardInterrupt, names survive)."""
+        with self._lock:
+            running = self._running
+        if running and self._main is not None:
+            signal.pthread_kill(self._main, signal.SIGINT)
+
+
+def _compile(code: str) -> tuple[CodeType | None, CodeType | None]:
+    tree = ast.parse(code, _CELL, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last_expr = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
+        last = compile(last_expr, _CELL, "eval")
+    body = compile(tree, _CELL, "exec") if tree.body else None
+    return body, last
+
+
+def _format_syntax_error() -> str:
+    etype, value, _tb = sys.exc_info()
+    assert etype is not None
+    return "".join(traceback.format_exception_only(etype, value)).rstrip()
+
+
+def _format_user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's code on (engine frames left out)."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != _CELL:
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    return "".join(lines).rstrip()
+
+
+def _is_dataframe(value: object) -> bool:
+    cls = type(value)
+    return cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas")
+
+
+def linkis_type(dtype: Any, sample: object = None) -> str:
+    """Linkis's dataType name for a pandas dtype (a sample value decides for object columns)."""
+    import datetime as dt
+    import decimal
+
+    kind = getattr(dtype, "kind", "O")
+    name = str(dtype).lower()
+    if kind == "b" or name == "boolean":
+        return "boolean"
+    if kind in "iu":
+        return "bigint" if getattr(dtype, "itemsize", 8) >= 8 else "int"
+    if kind == "f":
+        return "float" if getattr(dtype, "itemsize", 8) == 4 else "double"
+    if kind == "M" or name.startswith("datetime64"):
+        return "timestamp"
+    if kind == "m":
+        return "string"
+    if isinstance(sample, bool):
+        return "boolean"
+    if isinstance(sample, dt.datetime):
+        return "timestamp"
+    if isinstance(sample, dt.date):
+        return "date"
+    if isinstance(sample, decimal.Decimal):
+        digits = sample.as_tuple()
+        scale = max(-int(digits.exponent), 0) if isinstance(digits.exponent, int) else 0
+        return f"decimal({max(len(digits.digits), scale, 10)},{scale})"
+    if isinstance(sample, int):
+        return "bigint"
+    if isinstance(sample, float):
+        return "double"
+    return "string"
+
+
+def write_dataframe(ctx: JobContext, frame: Any) -> int:
+    """Write a pandas DataFrame as a table result set."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        non_null = series.dropna()
+        sample = non_null.iloc[0] if len(non_null) else None
+        columns.append(Column(str(name), linkis_type(series.dtype, sample)))
+    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+    return ctx.table(columns, rows)

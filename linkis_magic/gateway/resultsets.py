@@ -1,0 +1,195 @@
+"""Result set files of the embedded gateway: writing them in engines, paged reading in the gateway.
+
+A result set ``_N.dolphin`` is a JSON header line (type and metadata) followed by one JSON array
+of strings per row; ``_N.dolphin.idx`` holds each row's byte offset (little-endian uint64), so a
+page is read with two seeks whatever the size of the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import struct
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+TEXT = "1"
+TABLE = "2"
+PICTURE = "4"
+HTML = "5"
+
+SUFFIX = ".dolphin"
+INDEX_SUFFIX = ".idx"
+NULL = "NULL"
+
+_OFFSET = struct.Struct("<Q")
+
+
+def render_value(value: object) -> str:
+    """A cell as Linkis renders it: None and NaN as "NULL", booleans lower-case."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return NULL if math.isnan(value) else repr(value)
+    if isinstance(value, int | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    text = str(value)
+    return NULL if text in ("NaT", "<NA>", "nan") else text
+
+
+class ResultSetWriter:
+    """Writes one result set file and its row index.
+
+    Args:
+        path: the ``_N.dolphin`` file to create.
+        kind: TEXT, TABLE, PICTURE or HTML.
+        metadata: for tables, ``[{"columnName", "dataType", "comment"}]``.
+    """
+
+    def __init__(self, path: Path, kind: str, metadata: object = None) -> None:
+        self.path = path
+        self.kind = kind
+        self.rows = 0
+        self._offsets = array("Q")
+        self._out: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        header = {"type": kind, "metadata": metadata}
+        self._out.write(json.dumps(header, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._pos = self._out.tell()
+
+    def write_row(self, cells: Sequence[str]) -> None:
+        data = json.dumps(list(cells), ensure_ascii=False).encode("utf-8") + b"\n"
+        self._offsets.append(self._pos)
+        self._out.write(data)
+        self._pos += len(data)
+        self.rows += 1
+
+    def close(self) -> None:
+        self._out.close()
+        if sys.byteorder == "little" and self._offsets.itemsize == 8:
+            offsets = self._offsets.tobytes()
+        else:
+            offsets = b"".join(_OFFSET.pack(o) for o in self._offsets)
+        tmp = self.path.with_name(self.path.name + INDEX_SUFFIX + ".tmp")
+        tmp.write_bytes(offsets)
+        os.replace(tmp, self.path.with_name(self.path.name + INDEX_SUFFIX))
+
+    def __enter__(self) -> ResultSetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ResultDir:
+    """The result sets of one job, numbered ``_0.dolphin``, ``_1.dolphin``... in write order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+
+    def new(self, kind: str, metadata: object = None) -> ResultSetWriter:
+        self.path.mkdir(parents=True, exist_ok=True)
+        writer = ResultSetWriter(self.path / f"_{self.count}{SUFFIX}", kind, metadata)
+        self.count += 1
+        return writer
+
+    def write_text(self, text: str) -> None:
+        with self.new(TEXT) as writer:
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            for line in lines:
+                writer.write_row([line])
+
+    def write_html(self, html: str) -> None:
+        with self.new(HTML) as writer:
+            writer.write_row([html])
+
+    def write_picture(self, png: bytes) -> None:
+        with self.new(PICTURE) as writer:
+            writer.write_row([base64.b64encode(png).decode("ascii")])
+
+    def write_table(
+        self, metadata: list[dict[str, str]], rows: Iterable[Sequence[object]], limit: int
+    ) -> tuple[int, bool]:
+        """Writes at most ``limit`` rows; returns (rows written, whether rows were left out)."""
+        with self.new(TABLE, metadata) as writer:
+            for row in rows:
+                if writer.rows >= limit:
+                    return writer.rows, True
+                writer.write_row([render_value(v) for v in row])
+            return writer.rows, False
+
+
+@dataclass(frozen=True)
+class Page:
+    kind: str
+    metadata: Any
+    rows: list[list[str]]
+
+
+def result_files(directory: Path) -> list[Path]:
+    """The result set files in ``directory`` in their numeric order."""
+    if not directory.is_dir():
+        return []
+    files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX) and p.is_file()]
+    return sorted(files, key=_index_of)
+
+
+def _index_of(path: Path) -> tuple[int, str]:
+    stem = path.name[: -len(SUFFIX)].lstrip("_")
+    return (int(stem), path.name) if stem.isdigit() else (1 << 30, path.name)
+
+
+def read_page(path: Path, page: int, page_size: int) -> Page:
+    """Rows ``(page-1)*page_size`` .. of one result set, reading only that page."""
+    start = max(page - 1, 0) * page_size
+    with open(path, "rb") as f:
+        header = json.loads(f.readline())
+        rows = list(_rows_from(f, path, start, page_size))
+    return Page(str(header.get("type", TEXT)), header.get("metadata"), rows)
+
+
+def _rows_from(f: BinaryIO, path: Path, start: int, count: int) -> Iterator[list[str]]:
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    try:
+        with open(index, "rb") as ix:
+            ix.seek(start * 8)
+            raw = ix.read(8)
+        if len(raw) < 8:
+            return
+        f.seek(_OFFSET.unpack(raw)[0])
+    except FileNotFoundError:
+        for _ in range(start):
+            if not f.readline():
+                return
+    for _ in range(count):
+        line = f.readline()
+        if not line:
+            return
+        row = json.loads(line)
+        yield [str(x) for x in row] if isinstance(row, list) else [str(row)]
+
+
+def row_count(path: Path) -> int:
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    try:
+        return index.stat().st_size // 8
+    except FileNotFoundError:
+        return 0
