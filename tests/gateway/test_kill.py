@@ -1,0 +1,104 @@
+"""Kill over the socket and REST stops the engine's work for real; the job ends Cancelled."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from gateway_testing import RawSocket, open_socket, rest_wait_terminal
+
+from linkis_magic import protocol as p
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def wait_running(ws: RawSocket, task_id: int) -> None:
+    await ws.until(
+        lambda f: (
+            f["method"].endswith("/status")
+            and f["data"].get("taskID") == task_id
+            and f["data"].get("status") == "Running"
+        )
+    )
+
+
+async def test_killed_python_sleep_ends_cancelled_within_2s_and_names_survive(
+    ws: RawSocket,
+) -> None:
+    _e, task_id = await ws.execute("kept_name = 41\nimport os\nprint(os.getpid())")
+    assert await ws.wait_status(task_id) == "Succeed"
+    pid_before = ws.job_log(task_id)
+
+    exec_id, task_id = await ws.execute("import time\ntime.sleep(60)")
+    await wait_running(ws, task_id)
+    started = time.monotonic()
+    await ws.send(p.build_job_frame(exec_id, "kill"))
+    reply = await ws.until(lambda f: f["method"] == p.job_method(exec_id, "kill"))
+    assert reply["status"] == 0 and reply["message"] == "Kill task succeeded(kill任务成功)"
+    assert await ws.wait_status(task_id, timeout=5) == "Cancelled"
+    assert time.monotonic() - started < 2.0
+
+    _e, task_id = await ws.execute("import os\nprint(kept_name + 1, os.getpid())")
+    assert await ws.wait_status(task_id) == "Succeed"
+    log = ws.job_log(task_id)
+    assert "42" in log
+    pid = log.split("42 ")[-1].split()[0]
+    assert pid in pid_before, "the same interpreter process ran both jobs"
+
+
+async def test_rest_kill_of_a_running_shell_job_stops_its_processes(
+    ws: RawSocket, http: httpx.Client, tmp_path: Any
+) -> None:
+    marker = tmp_path / "still-running"
+    code = f"sleep 30; touch {marker}"
+    exec_id, task_id = await ws.execute(code, engine="shell", run_type="shell")
+    await wait_running(ws, task_id)
+    started = time.monotonic()
+    reply = http.get(f"/entrance/{exec_id}/kill").json()
+    assert reply["status"] == 0 and reply["message"] == "Successfully killed the job(成功kill了job)"
+    assert await ws.wait_status(task_id, timeout=10) == "Cancelled"
+    assert time.monotonic() - started < 3.0
+    assert rest_wait_terminal(http, exec_id) == "Cancelled"
+    task = http.get(f"/jobhistory/{task_id}/get").json()["data"]["task"]
+    assert task["status"] == "Cancelled"
+    assert not marker.exists()
+
+
+async def test_killing_a_queued_job_cancels_it_before_it_runs(ws: RawSocket) -> None:
+    _e, first = await ws.execute("import time\ntime.sleep(30)", creator="queue")
+    await wait_running(ws, first)
+    exec_id, second = await ws.execute("print('must not run')", creator="queue")
+    waiting = await ws.until(
+        lambda f: f["method"].endswith("/waitingSize") and f["data"].get("taskID") == second
+    )
+    assert waiting["data"]["waitingSize"] >= 0
+    await ws.send(p.build_job_frame(exec_id, "kill"))
+    assert await ws.wait_status(second, timeout=5) == "Cancelled"
+    statuses = [
+        f["data"]["status"] for f in ws.job_frames(second) if f["method"].endswith("/status")
+    ]
+    assert "Running" not in statuses
+    assert "must not run" not in ws.job_log(second).split("SCRIPT CODE")[-1]
+
+    first_exec = [f for f in ws.job_frames(first) if f["method"] == p.EXECUTE_METHOD][0]
+    await ws.send(p.build_job_frame(first_exec["data"]["execID"], "kill"))
+    assert await ws.wait_status(first, timeout=5) == "Cancelled"
+
+
+async def test_a_second_socket_can_kill_and_then_follows_the_job(
+    gateway: Any, ws: RawSocket, alice_ticket: str
+) -> None:
+    exec_id, task_id = await ws.execute("import time\ntime.sleep(30)", creator="other")
+    await wait_running(ws, task_id)
+    other = await open_socket(gateway.ws_url, alice_ticket)
+    try:
+        await other.send(p.build_job_frame(exec_id, "status"))
+        status = await other.until(lambda f: f["method"] == p.job_method(exec_id, "status"))
+        assert status["data"]["status"] == "Running"
+        await other.send(p.build_job_frame(exec_id, "kill"))
+        assert await other.wait_status(task_id, timeout=5) == "Cancelled"
+        assert await ws.wait_status(task_id, timeout=5) == "Cancelled"
+    finally:
+        await other.conn.close()
