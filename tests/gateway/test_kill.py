@@ -67,7 +67,7 @@ async def test_rest_kill_of_a_running_shell_job_stops_its_processes(
 
 
 async def test_killing_a_queued_job_cancels_it_before_it_runs(ws: RawSocket) -> None:
-    _e, first = await ws.execute("import time\ntime.sleep(30)", creator="queue")
+    first_exec, first = await ws.execute("import time\ntime.sleep(30)", creator="queue")
     await wait_running(ws, first)
     exec_id, second = await ws.execute("print('must not run')", creator="queue")
     waiting = await ws.until(
@@ -82,8 +82,7 @@ async def test_killing_a_queued_job_cancels_it_before_it_runs(ws: RawSocket) -> 
     assert "Running" not in statuses
     assert "must not run" not in ws.job_log(second).split("SCRIPT CODE")[-1]
 
-    first_exec = [f for f in ws.job_frames(first) if f["method"] == p.EXECUTE_METHOD][0]
-    await ws.send(p.build_job_frame(first_exec["data"]["execID"], "kill"))
+    await ws.send(p.build_job_frame(first_exec, "kill"))
     assert await ws.wait_status(first, timeout=5) == "Cancelled"
 
 
