@@ -188,6 +188,7 @@ class AsyncLinkisClient:
         self._by_task: dict[int, AsyncJob] = {}
         self._by_exec: dict[str, AsyncJob] = {}
         self._by_job_id: dict[str, AsyncJob] = {}
+        self._resend: list[tuple[AsyncJob, str]] = []
         self._reader = protocol.FrameReader()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -310,6 +311,7 @@ class AsyncLinkisClient:
             script_path=script_path,
         )
         text = protocol.encode_frame(frame)
+        job.frame = text
         if await self._submit_over_socket(job, text):
             logger.info("job submitted over the socket (engine %s, tag %s)", engine, job.tag)
         self._spawn(self._follow(job))
@@ -615,6 +617,12 @@ class AsyncLinkisClient:
             job.wake.set()
             with contextlib.suppress(ConnectionError):
                 await self._subscribe(job)
+        resend, self._resend = self._resend, []
+        for job, text in resend:
+            if not job.done and await self._submit_over_socket(job, text):
+                logger.info("execute frame sent again after logging in (tag %s)", job.tag)
+            elif not job.done:
+                self._spawn(self._submit_rest(job))
 
     def _on_socket_lost(self) -> None:
         if self.transport == "auto" and not self._closed:
@@ -790,6 +798,10 @@ class AsyncLinkisClient:
 
     def _on_error_reply(self, event: ErrorReply) -> None:
         if event.kind is protocol.ErrorKind.NOT_LOGGED_IN:
+            refused = self._pending.pop(event.tag, None) if event.tag else None
+            if refused is not None and refused.frame is not None:
+                # Refused before it ran: sending it again after the login is no duplicate.
+                self._resend.append((refused, refused.frame))
             self._spawn(self._socket_auth_failed(event))
             return
         if event.method == protocol.EXECUTE_METHOD or (

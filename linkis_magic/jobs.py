@@ -158,6 +158,7 @@ class AsyncJob:
         # things last changed (time.monotonic()), and a wake-up for the job's follower.
         self.tag: str | None = None
         self.request: dict[str, Any] = {}
+        self.frame: str | None = None
         self.accept_deadline = 0.0
         self.log_due = False
         self.push_next: int | None = None
