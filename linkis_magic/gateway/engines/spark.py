@@ -8,9 +8,10 @@ says what to install. Decisions an operator should know:
   defaults: ``spark.master=local[2]``, no UI, ``spark.sql.shuffle.partitions=4``, the driver bound
   to 127.0.0.1 when the master is local, the warehouse under the data dir. Other startup keys are
   named in an INFO line and not used.
-- A job whose startup configuration differs from the running session's runs on that session, with
-  a WARN line naming the keys not applied: restarting would lose the temporary views and Python
-  state of the session. They apply when the engine next starts (after its idle timeout).
+- A job whose startup configuration differs from the running session's runs on that session; the
+  engine process logs a WARN line naming the keys not applied. Restarting would lose the session's
+  temporary views and Python state; the keys apply when the engine next starts (after its idle
+  timeout, which stops the session through ``close()``).
 - Jobs of one engine run one at a time, each under a Spark job group named by its job id. A kill
   cancels the group (and any job the group starts later); a PySpark job still running pure Python
   code a moment after the kill gets an exception raised in its thread.
@@ -679,6 +680,8 @@ class SparkEngine(Engine):
 
     poll_interval = 0.25
     """Seconds between two looks at the status tracker (at most four progress pushes a second)."""
+    collect_rows = 100_000
+    """Results up to this many rows are collected at once; larger ones are streamed."""
     interrupt_grace = 2.0
     """Seconds a killed PySpark job may take to end before its Python code is interrupted."""
 
@@ -730,6 +733,7 @@ class SparkEngine(Engine):
         """Stop the SparkSession and give back sys.stdout and sys.stderr."""
         with self._start_lock:
             spark, self._spark, self._sc = self._spark, None, None
+            self._namespace.clear()
             if self._stdout is not None and sys.stdout is self._stdout:
                 sys.stdout = self._stdout.original
             if self._stderr is not None and sys.stderr is self._stderr:
@@ -798,13 +802,6 @@ class SparkEngine(Engine):
             f"spark engine accepted job {ctx.exec_id} (runType {ctx.run_type}) on the SparkSession "
             f"of {self.settings.user}/{self.settings.creator}, application {sc.applicationId}",
         )
-        not_applied = [k for k in self.startup_differs(ctx.startup) if k.startswith("spark.")]
-        if not_applied:
-            ctx.log(
-                "WARN",
-                "startup configuration not applied, the SparkSession of this engine is already "
-                f"running: {', '.join(not_applied)} (it applies when the engine next starts)",
-            )
 
     def _run_sql(self, ctx: JobContext, run: _Run, spark: SparkSession) -> None:
         statements = split_statements(ctx.code)
@@ -830,12 +827,28 @@ class SparkEngine(Engine):
 
     def _write_spark_frame(self, ctx: JobContext, run: _Run, frame: Any) -> None:
         fields = frame.schema.fields
-        if ctx.row_limit > 0:
-            rows: Iterable[Any] = frame.limit(ctx.row_limit + 1).collect()
-        else:
-            rows = frame.toLocalIterator()
+        rows = self._result_rows(ctx, frame)
         written = ctx.table(spark_columns(fields), spark_rows(fields, rows))
         self._result_written(ctx, run, written)
+
+    def _result_rows(self, ctx: JobContext, frame: Any) -> Iterable[Any]:
+        """At most one row more than the row limit (so the context sees the truncation).
+
+        Up to ``collect_rows`` rows come in one collect; a larger result is streamed partition by
+        partition, which runs the query once more but keeps the driver's memory bounded.
+        """
+        limit = ctx.row_limit if ctx.row_limit > 0 else None
+        first = self.collect_rows if limit is None else min(limit, self.collect_rows)
+        rows = frame.limit(first + 1).collect()
+        if len(rows) <= first or first == limit:
+            return rows
+        ctx.log(
+            "INFO",
+            f"the result has more than {first} rows: streaming it from Spark "
+            "(the statement runs once more)",
+        )
+        bounded = frame if limit is None else frame.limit(limit + 1)
+        return bounded.toLocalIterator(prefetchPartitions=False)
 
     def _result_written(self, ctx: JobContext, run: _Run, rows: int) -> None:
         run.results += 1

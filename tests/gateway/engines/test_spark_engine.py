@@ -280,6 +280,21 @@ def test_row_limit_collects_one_row_more_than_it_keeps(engine: SparkEngine) -> N
 
 
 @spark
+def test_a_result_larger_than_one_collect_is_streamed_up_to_the_limit(
+    engine: SparkEngine,
+) -> None:
+    engine.collect_rows = 5
+    try:
+        ctx = run(engine, "select id from range(0, 20, 1, 3)", row_limit=8)
+    finally:
+        engine.collect_rows = SparkEngine.collect_rows
+
+    assert ctx.offered == [9]
+    assert ctx.tables()[0][1] == [[str(i)] for i in range(8)]
+    assert any("streaming it from Spark" in line for line in ctx.lines("INFO"))
+
+
+@spark
 def test_statement_error_fails_with_spark_message_and_no_java_stack(engine: SparkEngine) -> None:
     ctx = RecordingContext("select 1 as ok; select * from no_such_table")
     with pytest.raises(EngineError) as raised:
@@ -298,21 +313,6 @@ def test_spark_warnings_reach_the_job_log_at_warn(engine: SparkEngine) -> None:
 
     assert ctx.tables()[0][1] == [["9"]]
     assert any("WindowExec: No Partition Defined" in line for line in ctx.lines("WARN"))
-
-
-@spark
-def test_startup_the_session_did_not_start_with_is_named_in_a_warning(
-    engine: SparkEngine,
-) -> None:
-    ctx = run(
-        engine,
-        "select 1",
-        startup={"spark.sql.shuffle.partitions": "3", "spark.executor.memory": "2g"},
-    )
-
-    warn = [line for line in ctx.lines("WARN") if "not applied" in line]
-    assert len(warn) == 1 and "spark.executor.memory" in warn[0]
-    assert "spark.sql.shuffle.partitions" not in warn[0]
 
 
 @spark
@@ -392,3 +392,18 @@ def test_killed_python_loop_is_interrupted_and_the_namespace_survives(
 
     assert job.error is None
     assert run(engine, "alive", "py").results == [("text", "True\n")]
+
+
+@spark
+@pytest.mark.timeout(120)
+def test_close_stops_the_session_and_the_next_job_starts_a_new_one(engine: SparkEngine) -> None:
+    from pyspark import SparkContext
+
+    first = run(engine, "select 1")
+    engine.close()
+    assert SparkContext._active_spark_context is None
+
+    second = run(engine, "select 2")
+    assert second.tables()[0][1] == [["2"]]
+    assert any("SparkSession started" in line for line in second.lines("INFO"))
+    assert not any("SparkSession started" in line for line in first.lines("INFO"))
