@@ -147,10 +147,17 @@ class GatewayProcess:
     password: str
     token: str
     output: list[str] = field(default_factory=list)
+    pump: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def _reap(self) -> None:
+        if self.pump is not None:
+            self.pump.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     @property
     def ws_url(self) -> str:
@@ -161,6 +168,7 @@ class GatewayProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+        self._reap()
 
     def stop(self) -> None:
         """SIGTERM and wait for a clean exit."""
@@ -171,6 +179,7 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._reap()
 
 
 _LISTEN = re.compile(r"listening on http://[^:\s]+:(\d+)")
@@ -205,14 +214,17 @@ def start_gateway_process(
                 result["port"] = int(match.group(1))
                 found.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     deadline = time.monotonic() + timeout
     while not found.wait(0.05):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             proc.wait(5)
+            reader.join(5)
+            proc.stdout.close()  # type: ignore[union-attr]
             raise RuntimeError("the gateway subprocess did not start:\n" + "".join(output))
-    return GatewayProcess(proc, result["port"], data_dir, *creds, output=output)
+    return GatewayProcess(proc, result["port"], data_dir, *creds, output=output, pump=reader)
 
 
 @pytest.fixture

@@ -765,6 +765,8 @@ class JobManager:
         for slot in self.slots.values():
             if slot.idle_timer is not None:
                 slot.idle_timer.cancel()
+            if slot.process is not None and slot.current is not None:
+                slot.process.kill()
             slot.process = None
         for proc in procs:
             proc.shutdown()

@@ -9,7 +9,6 @@ sets are written by the child straight into the job's result dir; only small eve
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib
 import json
@@ -23,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from linkis_magic.gateway.engines.base import (
     Column,
@@ -33,6 +32,9 @@ from linkis_magic.gateway.engines.base import (
     JobContext,
 )
 from linkis_magic.gateway.resultsets import ResultDir
+
+if TYPE_CHECKING:  # the engine process itself has no use for asyncio
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +301,15 @@ def _read_commands(
         elif op == "cancel":
             runner.cancel(str(command.get("job")))
         elif op == "shutdown":
-            break
-    commands.put(None)
+            commands.put(None)
+            return
+    # stdin closed without a shutdown: the gateway is gone, and with it whoever wanted the
+    # results. End this process group (the engine and whatever its jobs started) at once.
+    log.warning("the gateway went away; the engine process ends")
+    if os.getpgid(0) == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
 
 
 # =========================================================================== gateway side
