@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -100,6 +101,25 @@ class _MaskingLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 _WS_LOGGER = _MaskingLogger(logging.getLogger(__name__ + ".ws"), {})
+
+_HEADER_VALUE = re.compile(
+    r"""(b?['"](?:set-cookie|cookie|token-code)['"],\s*b?['"])[^'"]*""", re.IGNORECASE
+)
+
+
+class _RedactHeaders(logging.Filter):
+    """httpcore's DEBUG traces print response headers, Set-Cookie included; mask the values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = _HEADER_VALUE.sub(r"\1***", text)
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+for _name in ("httpcore.http11", "httpcore.http2"):
+    logging.getLogger(_name).addFilter(_RedactHeaders())
 
 
 class _UpgradeRefused(LinkisError):
@@ -783,9 +803,16 @@ class AsyncLinkisClient:
             return
         first = job.push_next
         job.push_next += len(lines)
-        self._add_lines(job, first, lines, event.tag)
+        self._add_lines(job, first, lines, event.tag, event.emitted)
 
-    def _add_lines(self, job: AsyncJob, first: int, lines: list[str], tag: str | None) -> int:
+    def _add_lines(
+        self,
+        job: AsyncJob,
+        first: int,
+        lines: list[str],
+        tag: str | None,
+        emitted: float | None = None,
+    ) -> int:
         fresh = job.add_log_lines(first, lines)
         if fresh < 0:
             job.log_due = True
@@ -793,7 +820,7 @@ class AsyncLinkisClient:
             return 0
         if fresh:
             new = lines[len(lines) - fresh :]
-            job.emit(_log_event(job, new, job.logs.lines - fresh + 1, tag))
+            job.emit(_log_event(job, new, job.logs.lines - fresh + 1, tag, emitted))
         return fresh
 
     def _on_error_reply(self, event: ErrorReply) -> None:
@@ -1214,7 +1241,9 @@ def _message(exc: Exception) -> str:
     return exc.message if isinstance(exc, ServerError) else str(exc)
 
 
-def _log_event(job: AsyncJob, lines: list[str], first: int, tag: str | None) -> LogLines:
+def _log_event(
+    job: AsyncJob, lines: list[str], first: int, tag: str | None, emitted: float | None = None
+) -> LogLines:
     buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
     for line in lines:
         level = protocol.log_level_of(line)
@@ -1229,6 +1258,7 @@ def _log_event(job: AsyncJob, lines: list[str], first: int, tag: str | None) -> 
         all="".join(line + "\n" for line in lines),
         from_line=first,
         tag=tag,
+        emitted=emitted,
     )
 
 
