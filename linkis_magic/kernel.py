@@ -296,7 +296,8 @@ class LinkisKernel(IPythonKernel):
             "text": "Apache Linkis",
             "url": "https://linkis.apache.org/docs/latest/introduction",
         }
-        return [linkis, *IPythonKernel.help_links.default_value]
+        inherited = IPythonKernel.class_traits()["help_links"].default()
+        return [linkis, *(inherited or [])]
 
     @default("engine")
     def _engine_default(self) -> str:
