@@ -167,6 +167,8 @@ class JobManager:
         self.sockets: dict[str, set[Subscriber]] = {}
         self._slot_of_process: dict[int, EngineSlot] = {}
         self._stopping = False
+        self._stamp_ms = 0
+        self._stamps: dict[str, str] = {}
 
     # ------------------------------------------------------------------ paths
 
@@ -646,8 +648,10 @@ class JobManager:
 
     def write_log(self, job: Job, level: str, message: str) -> None:
         """Append one entry (one line, or several) to the job's log and queue it for pushing."""
-        level = level.upper() if level.upper() in p.LOG_LEVELS else "INFO"
-        text = p.format_log_line(level, message, dt.datetime.now())
+        level = level if level in p.LOG_LEVELS else level.upper()
+        if level not in p.LOG_LEVELS:
+            level = "INFO"
+        text = self._stamp(level) + message
         physical = text.split("\n")
         job.lines.extend(physical)
         job.levels.extend([level] * len(physical))
@@ -660,6 +664,19 @@ class JobManager:
                 job.push_handle = self.loop.call_soon(self.flush_logs, job)
             else:
                 job.push_handle = self.loop.call_later(delay, self.flush_logs, job)
+
+    def _stamp(self, level: str) -> str:
+        """``format_log_line``'s prefix for now, cached for the current millisecond."""
+        now = time.time()
+        millis = int(now * 1000)
+        if millis != self._stamp_ms:
+            self._stamp_ms = millis
+            self._stamps.clear()
+        prefix = self._stamps.get(level)
+        if prefix is None:
+            when = dt.datetime.fromtimestamp(millis / 1000)
+            prefix = self._stamps[level] = p.format_log_line(level, "", when)
+        return prefix
 
     def flush_logs(self, job: Job) -> None:
         if job.push_handle is not None:

@@ -28,7 +28,7 @@ class _LineWriter(io.TextIOBase):
     def __init__(self, emit: Callable[[str], None], keep: bool) -> None:
         self._emit = emit
         self._keep = keep
-        self._partial = ""
+        self._parts: list[str] = []
         self.text: list[str] = []
 
     def writable(self) -> bool:
@@ -39,16 +39,22 @@ class _LineWriter(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         if self._keep:
             self.text.append(s)
-        data = self._partial + s
-        *lines, self._partial = data.split("\n")
-        for line in lines:
+        if "\n" not in s:
+            self._parts.append(s)
+            return len(s)
+        first, *rest = s.split("\n")
+        self._parts.append(first)
+        self._emit("".join(self._parts))
+        tail = rest.pop()
+        for line in rest:
             self._emit(line)
+        self._parts = [tail] if tail else []
         return len(s)
 
     def flush(self) -> None:
-        if self._partial:
-            self._emit(self._partial)
-            self._partial = ""
+        if self._parts:
+            self._emit("".join(self._parts))
+            self._parts = []
 
 
 class PythonEngine(Engine):
