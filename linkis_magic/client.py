@@ -86,6 +86,7 @@ DEFAULT_RUN_TYPES = {
 
 _REFUSED_UPGRADE = {400, 403, 404, 405, 426, 501}
 _TICK = 0.2
+_LOG_READ_MAX = 10_000
 _QUEUED = (JobStatus.INITED, JobStatus.SCHEDULED, JobStatus.WAIT_FOR_RETRY)
 
 _SECRET_HEADERS = {"cookie", "set-cookie", "authorization", "token-code"}
@@ -986,7 +987,7 @@ class AsyncLinkisClient:
         next_poll = 0.0
         log_interval, next_log = opts["log_gap"], 0.0
         progress_interval, next_progress = opts["progress_gap"], 0.0
-        next_status = 0.0
+        status_interval, next_status = opts["status_gap"] / 2, 0.0
         while not job.done:
             if job.status.is_terminal:
                 await self._finalize(job)
@@ -1001,6 +1002,7 @@ class AsyncLinkisClient:
                 elif self._ws is not None:
                     if job.log_due or (
                         self.transport == "auto"
+                        and job.status is JobStatus.RUNNING
                         and now - job.last_log_change >= opts["log_gap"]
                         and now >= next_log
                     ):
@@ -1028,8 +1030,10 @@ class AsyncLinkisClient:
                         and now - job.last_status_at >= opts["status_gap"]
                         and now >= next_status
                     ):
-                        next_status = now + opts["status_gap"]
-                        await self._read_status(job)
+                        status_interval = min(status_interval * 2, 8 * opts["status_gap"])
+                        next_status = now + status_interval
+                        if await self._read_status(job):
+                            status_interval = opts["status_gap"]
                 unreachable_since = None
             except ConnectionError as exc:
                 unreachable_since = unreachable_since or now
@@ -1058,7 +1062,8 @@ class AsyncLinkisClient:
     def _job_params(self, job: AsyncJob) -> dict[str, Any]:
         return {"taskID": job.task_id} if job.task_id is not None else {}
 
-    async def _read_status(self, job: AsyncJob) -> None:
+    async def _read_status(self, job: AsyncJob) -> bool:
+        """Read the job's status over REST; True if it changed."""
         assert job.exec_id is not None
         try:
             env = await self._request(
@@ -1074,9 +1079,11 @@ class AsyncLinkisClient:
         except ValueError:
             logger.debug("job %s: unknown status %r", job.exec_id, raw)
             job.last_status_at = time.monotonic()
-            return
-        if job.set_status(status):
-            job.emit(StatusChanged(job.exec_id, job.task_id, status, job.tag))
+            return False
+        if not job.set_status(status):
+            return False
+        job.emit(StatusChanged(job.exec_id, job.task_id, status, job.tag))
+        return True
 
     async def _read_progress(self, job: AsyncJob) -> bool:
         assert job.exec_id is not None
@@ -1118,9 +1125,9 @@ class AsyncLinkisClient:
         deadline = time.monotonic() + self.options["give_up_after"]
         while True:
             try:
-                for _ in range(1000):
-                    if await self._read_log(job) == 0:
-                        break
+                # size=-1 reads up to 10000 lines (section 4.3): a full read may have more.
+                while await self._read_log(job) >= _LOG_READ_MAX:
+                    pass
                 break
             except ServerError:
                 await self._read_log_file(job)
