@@ -1314,6 +1314,9 @@ class LoopThread:
     def call_soon(self, fn: Callable[[], object]) -> None:
         self.loop.call_soon_threadsafe(fn)
 
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self.thread
+
 
 class LinkisClient:
     """The synchronous client: ``AsyncLinkisClient``'s API on a background event loop.

@@ -354,6 +354,8 @@ class Runner(Protocol):
 
     def call_soon(self, fn: Callable[[], object]) -> None: ...
 
+    def in_loop_thread(self) -> bool: ...
+
 
 SLICE = 0.1
 
@@ -406,6 +408,8 @@ class Job:
 
         Raises builtins TimeoutError when ``timeout`` seconds pass first (the job goes on).
         """
+        if self._runner.in_loop_thread():
+            raise RuntimeError("Job.wait() on the client's loop thread would block it forever")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._job._done_flag.wait(SLICE):

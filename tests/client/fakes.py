@@ -599,6 +599,7 @@ class FaultProxy(LoopbackServer):
         self.upgrades = 0
         self.logins = 0
         self.client_frames: list[str] = []
+        self.drop_methods: set[str] = set()
 
     def make_app(self) -> tornado.web.Application:
         args = {"proxy": self}
@@ -725,6 +726,10 @@ class ProxySocket(tornado.websocket.WebSocketHandler):
         if self.poisoned is not None:
             self.write_message(envelope(p.WS_PATH, 1, self.poisoned, {}))
             return
+        if self.proxy.drop_methods:
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(message).get("method") in self.proxy.drop_methods:
+                    return
         if self.upstream is not None:
             self.upstream.write_message(message, binary=isinstance(message, bytes))
 
