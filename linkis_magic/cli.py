@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
-import tempfile
-import time
-import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 # Modules that may define ``register_cli(subparsers)``; missing ones are skipped.
@@ -106,115 +101,21 @@ def _login_hint(server: Any) -> str:
 
 # --------------------------------------------------------------------------- demo
 
-_DEMO_CODE = """\
-import pandas as pd
-print("Hello from the embedded Linkis gateway, ${who}!")
-pd.DataFrame({"engine": ["python", "shell", "spark"], "jobs": [1, 0, 0]})
-"""
-
 
 def _add_demo(sub: Subparsers) -> None:
-    cmd = sub.add_parser("demo", help="run one job through an embedded gateway")
-    cmd.add_argument("--data-dir", default=None, help="gateway data dir (a temporary one)")
-    cmd.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job")
+    from linkis_magic.demo import add_arguments
+
+    cmd = sub.add_parser(
+        "demo", help="run notebooks/01-quickstart headless against an embedded gateway"
+    )
+    add_arguments(cmd)
     cmd.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    if args.data_dir:
-        return _demo(Path(args.data_dir), args.timeout)
-    with tempfile.TemporaryDirectory(prefix="linkis-magic-demo-") as tmp:
-        return _demo(Path(tmp), args.timeout)
+    from linkis_magic.demo import run_demo
 
-
-def _demo(data_dir: Path, timeout: float) -> int:
-    import httpx
-    from websockets.sync.client import connect
-
-    from linkis_magic import protocol as p
-    from linkis_magic.gateway.app import GatewayServer
-
-    server = GatewayServer(data_dir=data_dir)
-    server.auth.add_user("demo", password="demo-password")
-    server.start()
-    try:
-        print(f"Embedded gateway on {server.url}")
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            reply = http.post(
-                p.REST_PREFIX + "/user/login",
-                json={"userName": "demo", "password": "demo-password"},
-            )
-            reply.raise_for_status()
-            ticket = http.cookies[p.TICKET_COOKIE]
-            frame = p.build_execute_frame(
-                _DEMO_CODE, "python", "python", tag=uuid.uuid4().hex, variables={"who": "demo"}
-            )
-            print("Submitting a python job over the WebSocket ...")
-            status, task_id, log_text = _follow(server.ws_url, ticket, frame, timeout, connect)
-            print("---- log ----")
-            print(log_text.rstrip())
-            print("---- status ----")
-            print(status)
-            if status != p.JobStatus.SUCCEED.value or task_id is None:
-                return 1
-            print("---- results ----")
-            _print_results(http, task_id)
-    finally:
-        server.stop()
-    return 0
-
-
-def _follow(
-    ws_url: str, ticket: str, frame: dict[str, Any], timeout: float, connect: Any
-) -> tuple[str, int | None, str]:
-    from linkis_magic import protocol as p
-
-    reader = p.FrameReader()
-    logs: list[str] = []
-    status = "unknown"
-    task_id: int | None = None
-    deadline = time.monotonic() + timeout
-    headers = {"Cookie": f"{p.TICKET_COOKIE}={ticket}"}
-    with connect(ws_url, additional_headers=headers, max_size=None) as ws:
-        ws.send(p.encode_frame(frame))
-        while time.monotonic() < deadline:
-            try:
-                raw = ws.recv(timeout=max(deadline - time.monotonic(), 0.01))
-            except TimeoutError:
-                break
-            event = reader.feed(raw)
-            if isinstance(event, p.ExecuteAccepted):
-                task_id = event.task_id
-                print(f"execID {event.exec_id}, taskID {event.task_id}")
-            elif isinstance(event, p.LogLines):
-                logs.append(event.all)
-            elif isinstance(event, p.StatusChanged):
-                print(f"status: {event.status.value}")
-                status = event.status.value
-                if event.status.is_terminal:
-                    break
-            elif isinstance(event, p.ErrorReply):
-                print(f"error: {event.message}")
-                status = "error"
-                break
-    return status, task_id, "".join(logs)
-
-
-def _print_results(http: Any, task_id: int) -> None:
-    from linkis_magic import protocol as p
-
-    task = http.get(f"{p.REST_PREFIX}/jobhistory/{task_id}/get").json()["data"]["task"]
-    tree = http.get(
-        p.REST_PREFIX + "/filesystem/getDirFileTrees", params={"path": task["resultLocation"]}
-    ).json()["data"]["dirFileTrees"]
-    for child in (tree or {}).get("children") or []:
-        page = http.get(p.REST_PREFIX + "/filesystem/openFile", params={"path": child["path"]})
-        data = page.json()["data"]
-        if data["type"] == "2":
-            print("\t".join(c["columnName"] for c in data["metadata"]))
-        for row in data["fileContent"]:
-            print("\t".join(row))
-        print(json.dumps({"resultSet": child["name"], "type": data["type"]}))
+    return run_demo(args.notebook, args.output_dir, args.timeout)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ to one shared gateway. nbclient and JupyterLab come with the ``dev`` extra and l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import logging
 import os
@@ -34,6 +35,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TABLE_HEAD_LINES = 8
 _TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"[ \t]+")
+_PERCENT = re.compile(r"^\d+ ?%$")
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,14 @@ def execute_notebook(
     *,
     timeout: int = 600,
     kernel_name: str | None = None,
+    kernel_log: Path | None = None,
 ) -> Any:
     """Execute the notebook at ``path`` in a fresh kernel started with ``env``.
 
     Returns the executed notebook (nbformat's NotebookNode), with the widgets' final state in its
     metadata. Raises nbclient's CellExecutionError when a cell fails; the notebook as executed so
-    far is then on the exception as ``notebook``.
+    far is then on the exception as ``notebook``. The kernel's own stderr goes to ``kernel_log``
+    when given.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -106,11 +110,15 @@ def execute_notebook(
         store_widget_state=True,
         resources={"metadata": {"path": str(path.parent)}},
     )
-    try:
-        client.execute(env=dict(env))
-    except CellExecutionError as exc:
-        exc.notebook = notebook  # type: ignore[attr-defined]
-        raise
+    with contextlib.ExitStack() as stack:
+        launch: dict[str, Any] = {"env": dict(env)}
+        if kernel_log is not None:
+            launch["stderr"] = stack.enter_context(kernel_log.open("ab"))
+        try:
+            client.execute(**launch)
+        except CellExecutionError as exc:
+            exc.notebook = notebook  # type: ignore[attr-defined]
+            raise
     return notebook
 
 
@@ -168,7 +176,11 @@ def widget_lines(model_id: str, state: Mapping[str, Any]) -> list[str]:
             top = float(values.get("max") or 1.0)
             lines.append(f"progress bar {float(values.get('value') or 0.0) / top:.0%}")
         elif name in ("HTMLModel", "LabelModel", "HTMLMathModel"):
-            lines.extend(_visible_text(str(values.get("value", ""))))
+            text = _visible_text(str(values.get("value", "")))
+            if not (
+                lines and lines[-1].startswith("progress bar") and _PERCENT.match(" ".join(text))
+            ):
+                lines.extend(text)
         elif name == "AccordionModel":
             lines.extend(f"[{title}]" for title in values.get("titles", []) if title)
     return lines
@@ -214,8 +226,12 @@ def run_demo(
     """
     from nbclient.exceptions import CellExecutionError
 
+    # The client reads /progress before a job has any, which Linkis answers with HTTP 400.
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / notebook.name
+    kernel_log = output_dir / "kernel.log"
+    kernel_log.unlink(missing_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="linkis-magic-demo-") as tmp,
         embedded_gateway(Path(tmp) / "gateway") as gateway,
@@ -223,13 +239,19 @@ def run_demo(
         print(f"Embedded Linkis gateway on {gateway.url} (user {gateway.user})", flush=True)
         print(f"Executing {notebook} headless with nbclient ...", flush=True)
         try:
-            executed = execute_notebook(notebook, kernel_env(gateway), timeout=timeout)
+            executed = execute_notebook(
+                notebook, kernel_env(gateway), timeout=timeout, kernel_log=kernel_log
+            )
         except CellExecutionError as exc:
             partial = getattr(exc, "notebook", None)
             _write(partial, target)
             if partial is not None:
                 print(summarize(partial), flush=True)
-            print(f"\nA cell failed; the notebook as executed is {target}\n{exc}", file=sys.stderr)
+            print(
+                f"\nA cell failed; the notebook as executed is {target}, the kernel's log "
+                f"{kernel_log}\n{exc}",
+                file=sys.stderr,
+            )
             return 1
     _write(executed, target)
     print(summarize(executed))

@@ -118,7 +118,7 @@ def test_notebook_runs_without_error(path: Path, gateway: Gateway, tmp_path: Pat
 def test_demo_prints_statuses_and_table_heads(tmp_path: Path) -> None:
     """What `make demo` runs: the quickstart against a fresh gateway, summarized."""
     result = subprocess.run(
-        [sys.executable, "-m", "linkis_magic.demo", "--output-dir", str(tmp_path)],
+        [sys.executable, "-m", "linkis_magic.cli", "demo", "--output-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=580,
