@@ -217,3 +217,38 @@ async def test_startup_keys_the_running_session_lacks_are_named_in_a_warning(
 
     assert status == "Succeed"
     assert "spark.executor.memory" in log_bucket(ws, task_id, 1)
+
+
+async def test_killed_python_loop_ends_cancelled_and_its_names_survive(
+    ws: RawSocket, http: httpx.Client
+) -> None:
+    _e, task_id, status = await run_spark(ws, "import pandas as pd\nkept = 20", "py")
+    assert status == "Succeed"
+    first_app = application_id(ws, task_id)
+
+    exec_id, task_id = await ws.execute("kept += 1\nwhile kept:\n    pass", "spark", "py")
+    await ws.until(
+        lambda f: (
+            f["method"].endswith("/log")
+            and (f.get("data") or {}).get("taskID") == task_id
+            and "accepted job" in f["data"]["log"][2]
+        )
+    )
+    await ws.send(p.build_job_frame(exec_id, "kill"))
+    assert await ws.wait_status(task_id, timeout=30) == "Cancelled"
+
+    _e, task_id, status = await run_spark(ws, "pd.DataFrame({'kept': [kept * 2]})", "py")
+    assert status == "Succeed"
+    assert application_id(ws, task_id) == first_app
+    (table,) = result_sets(http, task_id)
+    assert columns(table) == [("kept", "bigint")] and table["fileContent"] == [["42"]]
+
+
+async def test_pyspark_error_shows_the_cells_traceback_with_spark_message(ws: RawSocket) -> None:
+    code = "rows = 3\nspark.sql('select * from nowhere_t').collect()"
+    _e, task_id, status = await run_spark(ws, code, "py")
+
+    assert status == "Failed"
+    error = log_bucket(ws, task_id, 0)
+    assert "line 2" in error and "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]" in error
+    assert "site-packages" not in error and "\tat org.apache" not in error

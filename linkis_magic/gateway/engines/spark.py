@@ -13,8 +13,9 @@ says what to install. Decisions an operator should know:
   temporary views and Python state; the keys apply when the engine next starts (after its idle
   timeout, which stops the session through ``close()``).
 - Jobs of one engine run one at a time, each under a Spark job group named by its job id. A kill
-  cancels the group (and any job the group starts later); a PySpark job still running pure Python
-  code a moment after the kill gets an exception raised in its thread.
+  cancels the group (and any job the group starts later); a PySpark job still running Python code
+  half a second after the kill gets an exception raised in its thread. A thread blocked in one long
+  C call (``time.sleep(600)``) is not reached that way; the gateway then stops the engine process.
 - Progress comes from Spark's status tracker, polled a few times a second; Spark's WARN and ERROR
   lines come from a log4j appender on a file that each job tails while it runs, so a line goes to
   whichever job is running when Spark writes it.
@@ -682,7 +683,7 @@ class SparkEngine(Engine):
     """Seconds between two looks at the status tracker (at most four progress pushes a second)."""
     collect_rows = 100_000
     """Results up to this many rows are collected at once; larger ones are streamed."""
-    interrupt_grace = 2.0
+    interrupt_grace = 0.5
     """Seconds a killed PySpark job may take to end before its Python code is interrupted."""
 
     def __init__(self, settings: EngineSettings) -> None:
@@ -765,6 +766,8 @@ class SparkEngine(Engine):
 
     def _execute(self, ctx: JobContext, python: bool) -> None:
         spark = self._session(ctx)
+        if ctx.cancelled.is_set():
+            return
         sc = spark.sparkContext
         self._log_accepted(ctx, sc)
         run = _Run(ctx, threading.get_ident(), python)
