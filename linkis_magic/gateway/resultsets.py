@@ -35,10 +35,15 @@ _OFFSET = struct.Struct("<Q")
 
 def render_value(value: object) -> str:
     """A cell as Linkis renders it: None and NaN as "NULL", booleans lower-case."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
     if value is None:
         return NULL
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -51,6 +56,10 @@ def render_value(value: object) -> str:
         return bytes(value).decode("utf-8", "replace")
     text = str(value)
     return NULL if text in ("NaT", "<NA>", "nan") else text
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_FLUSH_ROWS = 2000
 
 
 class ResultSetWriter:
@@ -67,19 +76,25 @@ class ResultSetWriter:
         self.kind = kind
         self.rows = 0
         self._offsets = array("Q")
+        self._buffer: list[bytes] = []
         self._out: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
         header = {"type": kind, "metadata": metadata}
         self._out.write(json.dumps(header, ensure_ascii=False).encode("utf-8") + b"\n")
         self._pos = self._out.tell()
 
     def write_row(self, cells: Sequence[str]) -> None:
-        data = json.dumps(list(cells), ensure_ascii=False).encode("utf-8") + b"\n"
+        data = (_ENCODE(cells if isinstance(cells, list) else list(cells)) + "\n").encode()
         self._offsets.append(self._pos)
-        self._out.write(data)
+        self._buffer.append(data)
         self._pos += len(data)
         self.rows += 1
+        if len(self._buffer) >= _FLUSH_ROWS:
+            self._out.write(b"".join(self._buffer))
+            self._buffer.clear()
 
     def close(self) -> None:
+        self._out.write(b"".join(self._buffer))
+        self._buffer.clear()
         self._out.close()
         if sys.byteorder == "little" and self._offsets.itemsize == 8:
             offsets = self._offsets.tobytes()
@@ -130,10 +145,11 @@ class ResultDir:
     ) -> tuple[int, bool]:
         """Writes at most ``limit`` rows; returns (rows written, whether rows were left out)."""
         with self.new(TABLE, metadata) as writer:
+            render = render_value
             for row in rows:
                 if writer.rows >= limit:
                     return writer.rows, True
-                writer.write_row([render_value(v) for v in row])
+                writer.write_row([render(v) for v in row])
             return writer.rows, False
 
 

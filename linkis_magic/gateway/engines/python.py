@@ -1,7 +1,8 @@
 """The python engine: one persistent interpreter namespace per engine process (user + creator).
 
-stdout goes to the job log and to a text result set; a pandas DataFrame as the value of the last
-expression becomes a table result set. A kill interrupts the running code; the names survive.
+stdout goes to the job log and to a text result set; the value of the last expression becomes a
+table (a pandas DataFrame), a picture (a matplotlib figure, ``_repr_png_``), html (``_repr_html_``)
+or text (its repr). A kill interrupts the running code; the names survive.
 """
 
 from __future__ import annotations
@@ -113,12 +114,17 @@ class PythonEngine(Engine):
 
         self.namespace["_"] = value
         text = "".join(out.text)
-        if value is not None and not _is_dataframe(value):
+        rich = _rich_result(value)
+        if value is not None and rich is None:
             text += repr(value) + "\n"
         if text:
             ctx.text(text)
-        if _is_dataframe(value):
+        if rich == "table":
             write_dataframe(ctx, value)
+        elif rich == "picture":
+            ctx.picture(_png_of(value))
+        elif rich == "html":
+            ctx.html(str(value._repr_html_()))
 
     def cancel(self, ctx: JobContext) -> None:
         """Interrupt the code running on the main thread (KeyboardInterrupt, names survive)."""
@@ -151,6 +157,28 @@ def _format_user_traceback(exc: BaseException) -> str:
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
     return "".join(lines).rstrip()
+
+
+def _rich_result(value: object) -> str | None:
+    """How the last value becomes a result set other than text: table, picture or html."""
+    if value is None:
+        return None
+    if _is_dataframe(value):
+        return "table"
+    if callable(getattr(value, "savefig", None)) or callable(getattr(value, "_repr_png_", None)):
+        return "picture"
+    if callable(getattr(value, "_repr_html_", None)):
+        return "html"
+    return None
+
+
+def _png_of(value: Any) -> bytes:
+    if callable(getattr(value, "savefig", None)):
+        buffer = io.BytesIO()
+        value.savefig(buffer, format="png")
+        return buffer.getvalue()
+    png = value._repr_png_()
+    return png if isinstance(png, bytes) else b""
 
 
 def _is_dataframe(value: object) -> bool:
