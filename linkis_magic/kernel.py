@@ -381,6 +381,33 @@ class LinkisKernel(IPythonKernel):
         finally:
             del history.store_inputs
 
+    async def do_history(
+        self,
+        hist_access_type: str,
+        output: bool,
+        raw: bool,
+        session: int = 0,
+        start: int = 0,
+        stop: int | None = None,
+        n: int | None = None,
+        pattern: str | None = None,
+        unique: bool = False,
+    ) -> dict[str, Any]:
+        """IPython's history, with the current session's real number where IPython says 0."""
+        reply = dict(
+            await _resolved(
+                super().do_history(
+                    hist_access_type, output, raw, session, start, stop, n, pattern, unique
+                )
+            )
+        )
+        assert self.shell is not None
+        current = self.shell.history_manager.session_number if self.shell.history_manager else 0
+        reply["history"] = [
+            (current if entry[0] == 0 else entry[0], *entry[1:]) for entry in reply["history"]
+        ]
+        return reply
+
     async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
         """Complete: SQL keywords in SQL, IPython's completer in Python and magics, else none."""
         cursor = len(code) if cursor_pos is None else cursor_pos

@@ -3,8 +3,9 @@
 Each kernel runs from kernelspecs installed into a temporary Jupyter directory and talks to the
 session's embedded gateway (tests/conftest.py) with text views. KernelTests expects exactly one
 ``stream`` message with "hello, world" and an error cell with no output but the error, so those two
-samples use ``%%local`` and ``--quiet``; every other sample runs on Linkis. History "range" is
-left out as for ipykernel itself: IPython answers it for the current session with session 0.
+samples use ``%%local`` and ``--quiet``, and so do the samples of IPython's own features that the
+kernel keeps for ``%%local`` cells (inspection, the pager, clear_output). Every other sample runs
+on Linkis.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class SparkSqlKernelTests(LinkisKernelTests):
     warm_up: ClassVar[list[str]] = ["select 1 as warm"]
 
     code_hello_world = "%%local\nprint('hello, world')"
+    code_inspect_sample = "%%local\nprint"
+    code_page_something = "%%local\nprint?"
+    code_clear_output = "%%local\nfrom IPython.display import clear_output\nclear_output()"
     code_stderr = "%%local\nimport sys\nprint('to stderr', file=sys.stderr)"
     code_generate_error = "%%linkis spark sql --quiet\nselect * from no_such_table_kt"
     code_execute_result: ClassVar[list[dict[str, str]]] = [
@@ -73,7 +77,7 @@ class SparkSqlKernelTests(LinkisKernelTests):
         {"code": "select 'a' as letter union all select 'b'", "mime": "text/plain"},
     ]
     code_history_pattern = "select 1 + 1*"
-    supported_history_operations = ("tail", "search")
+    supported_history_operations = ("tail", "range", "search")
     completion_samples: ClassVar[list[dict[str, Any]]] = [
         {"text": "sel", "matches": {"select"}},
         {"text": "SELECT * FR", "matches": {"FROM", "FROM_UNIXTIME"}},
@@ -106,6 +110,9 @@ class PythonKernelTests(LinkisKernelTests):
     warm_up: ClassVar[list[str]] = ["warm = 1"]
 
     code_hello_world = "%%local\nprint('hello, world')"
+    code_inspect_sample = "%%local\nprint"
+    code_page_something = "%%local\nprint?"
+    code_clear_output = "%%local\nfrom IPython.display import clear_output\nclear_output()"
     code_stderr = "%%local\nimport sys\nprint('to stderr', file=sys.stderr)"
     code_generate_error = "%%linkis python --quiet\nraise ValueError('no good')"
     code_execute_result: ClassVar[list[dict[str, str]]] = [
@@ -119,7 +126,7 @@ class PythonKernelTests(LinkisKernelTests):
         {"code": "print('printed on the engine')", "mime": "text/plain"},
     ]
     code_history_pattern = "import pandas*"
-    supported_history_operations = ("tail", "search")
+    supported_history_operations = ("tail", "range", "search")
     completion_samples: ClassVar[list[dict[str, Any]]] = [
         {"text": "pri", "matches": {"print"}},
         {"text": "%%loc", "matches": {"%%local"}},
