@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from traitlets import Bool, Enum, Float, Int, TraitError, TraitType, Unicode
 from traitlets.config import Configurable
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
+Transport = Literal["auto", "websocket", "rest"]
 TRANSPORTS = ("auto", "websocket", "rest")
 VIEWS = ("auto", "widget", "text")
 CONFIG_ENV = "LINKIS_MAGIC_CONFIG"
@@ -148,7 +149,7 @@ class Settings:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
-    transport: str = "auto"
+    transport: Transport = "auto"
     creator: str = "IDE"
     default_engine: str = "spark"
     default_run_type: str | None = None
@@ -317,9 +318,11 @@ def make_client(settings: Settings) -> LinkisClient:
     """A client built from ``settings``; ``gateway`` ``embedded`` starts a local gateway."""
     from .client import LinkisClient
 
+    # The embedded gateway's own user is used unless the settings say how to log in.
+    has_login = bool(settings.password or settings.token)
     return LinkisClient(
         gateway=settings.gateway,
-        user=settings.user,
+        user=settings.user if has_login or not settings.embedded else None,
         password=settings.password,
         token=settings.token,
         transport=settings.transport,

@@ -334,16 +334,19 @@ class LinkisMagics(Magics):
         self._client, self._client_key = client, settings.connection_key
         logger.info("client for %s as %s", client.gateway, client.user)
         if settings.embedded:
+            client.connect()
             print(self._embedded_line(client))
         return client
 
     @staticmethod
     def _embedded_line(client: LinkisClient) -> str:
-        where = getattr(client, "credentials_file", None)
-        tail = f"; credentials in {where}" if where else ""
+        from .gateway import start_embedded
+
+        path = start_embedded().auth.credentials_path
+        where = f"; credentials in {path}" if path.is_file() else ""
         return (
-            f"No Linkis gateway configured: started an embedded gateway at {client.gateway} "
-            f"(user {client.user}{tail})"
+            f"No Linkis gateway configured: using the embedded gateway at {client.gateway} "
+            f"(user {client.user}{where})"
         )
 
     def close_client(self) -> None:
@@ -513,6 +516,7 @@ class LinkisMagics(Magics):
         if ns.transport is not None:
             cfg.transport = ns.transport
         client = self.get_client()
+        client.connect()
         print(self._status_line(client))
 
     def _status_line(self, client: LinkisClient) -> str:
