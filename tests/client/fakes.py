@@ -167,6 +167,7 @@ class FakeLinkis(LoopbackServer):
         self.requests: list[tuple[str, str]] = []
         self.frames: list[dict[str, Any]] = []
         self.logins = 0
+        self.pings = 0
         self._next_task = 100
         self._next_index = 0
 
@@ -521,6 +522,9 @@ class FakeSocket(tornado.websocket.WebSocketHandler):
     def open(self, *args: str) -> None:
         self.user = self.fake.user_of(self)
         self.fake.sockets.add(self)
+
+    def on_ping(self, data: bytes) -> None:
+        self.fake.pings += 1
 
     def on_close(self) -> None:
         self.fake.sockets.discard(self)

@@ -208,6 +208,7 @@ async def test_expired_session_logs_in_again_once(fake_socket: FakeLinkis) -> No
 
         assert fake_socket.logins == 2
         assert "two" in second.logs.info
+        assert len(fake_socket.jobs) == 2  # the refused execute frame ran once, after the login
 
 
 async def test_session_that_cannot_be_renewed_is_an_auth_error(fake_rest: FakeLinkis) -> None:
@@ -242,3 +243,10 @@ async def test_login_slower_than_the_request_timeout_fails_clearly(
     with pytest.raises(ConnectionError, match=r"user/login: no answer .* within 0.5 s"):
         await client.connect()
     await client.close()
+
+
+async def test_websocket_pings_keep_the_socket_alive(fake_socket: FakeLinkis) -> None:
+    async with client_for(fake_socket, ping_interval=0.05) as client:
+        await async_wait_until(lambda: fake_socket.pings >= 3, timeout=10)
+
+        assert client.transport_in_use == "websocket" and len(fake_socket.sockets) == 1
