@@ -256,38 +256,7 @@ def resolve_variables(
 
 @magics_class
 class LinkisMagics(Magics):
-    """``%%linkis`` runs a cell on Linkis; ``%linkis`` manages the connection and jobs.
-
-    Cell: ``%%linkis [ENGINE [RUN_TYPE]] [options]`` then the code. ENGINE defaults to
-    ``LinkisMagic.default_engine`` (spark); RUN_TYPE to the engine's own (spark: sql, hive: hql,
-    python: python, shell: shell, any other engine: its name).
-
-    Options:
-      -o VAR             bind the first table to VAR as a DataFrame, the next ones to VAR_1,
-                         VAR_2, ...; the cell then returns nothing (not with --background).
-      -v NAME=VALUE      a variable for ${NAME}; repeatable. ${name} references not given
-                         with -v are filled from the notebook's variables (str, int, float,
-                         bool, Decimal, date, datetime), the rest are left for the server
-                         (run_date ...). Every value travels in params.variable: the code
-                         is sent as written.
-      --startup K=V, --runtime K=V, --special K=V
-                         params.configuration entries; repeatable.
-      --creator NAME     requestApplicationName (default LinkisMagic.creator, IDE).
-      -n LIMIT           rows fetched per table (default LinkisMagic.row_limit; 0: all).
-      --background       return the Job at once; the view keeps updating and its Cancel
-                         button kills the job.
-      --timeout SECONDS  kill the job when it has not ended after SECONDS, and raise.
-      --quiet            no view and no results shown; errors still raise.
-      --view widget|text the live view (default LinkisMagic.view: widgets in Jupyter).
-
-    Returns the first table as a DataFrame (so the cell shows it), None when there is none or
-    with -o or --quiet, the Job with --background. A failed job raises JobError; an interrupt
-    kills the job and raises KeyboardInterrupt.
-
-    Line: ``%linkis connect GATEWAY [--user U] [--token T] [--transport T]`` (the password is
-    asked for when no token and no password are configured), ``status``, ``jobs``,
-    ``logs EXEC_ID``, ``kill EXEC_ID``, ``attach EXEC_ID TASK_ID``.
-    """
+    """The %%linkis cell magic and the %linkis line magic (see :meth:`linkis`)."""
 
     def __init__(self, shell: InteractiveShell, settings: LinkisMagic | None = None) -> None:
         super().__init__(shell)
@@ -366,6 +335,44 @@ class LinkisMagics(Magics):
     def linkis(
         self, line: str, cell: str | None = None, local_ns: Mapping[str, Any] | None = None
     ) -> Any:
+        """``%%linkis`` runs a cell on Linkis; ``%linkis`` manages the connection and jobs.
+
+        Cell: ``%%linkis [ENGINE [RUN_TYPE]] [options]`` then the code. ENGINE defaults to
+        ``LinkisMagic.default_engine`` (spark); RUN_TYPE to the engine's own (spark: sql, hive: hql,
+        python: python, shell: shell, any other engine: its name).
+
+        Options:
+          -o VAR             bind the first table to VAR as a DataFrame, the next ones to VAR_1,
+                             VAR_2, ...; the cell then returns nothing (not with --background).
+          -v NAME=VALUE      a variable for ${NAME}; repeatable. ${name} references not given
+                             with -v are filled from the notebook's variables (str, int, float,
+                             bool, Decimal, date, datetime), the rest are left for the server
+                             (run_date ...). Every value travels in params.variable: the code
+                             is sent as written.
+          --startup K=V, --runtime K=V, --special K=V
+                             params.configuration entries; repeatable.
+          --creator NAME     requestApplicationName (default LinkisMagic.creator, IDE).
+          -n LIMIT           rows fetched per table (default LinkisMagic.row_limit; 0: all).
+          --background       return the Job at once; the view keeps updating and its Cancel
+                             button kills the job.
+          --timeout SECONDS  kill the job when it has not ended after SECONDS, and raise.
+          --quiet            no view and no results shown; errors still raise.
+          --view widget|text the live view (default LinkisMagic.view: widgets in Jupyter).
+
+        Returns the first table as a DataFrame (so the cell shows it), None when there is none or
+        with -o or --quiet, the Job with --background. A failed job raises JobError; an interrupt
+        kills the job and raises KeyboardInterrupt.
+
+        Line: ``%linkis connect GATEWAY [--user U] [--token T] [--transport T]`` (the password is
+        asked for when no token and no password are configured), ``status``, ``jobs``,
+        ``logs EXEC_ID``, ``kill EXEC_ID``, ``attach EXEC_ID TASK_ID``.
+
+        Settings: ``%config LinkisMagic.<name> = value`` (gateway, user, password, token,
+        transport, creator, default_engine, default_run_type, row_limit, view, verify, log_lines,
+        update_interval, config_file), then env vars LINKIS_GATEWAY, LINKIS_USER,
+        LINKIS_PASSWORD, LINKIS_TOKEN, then the TOML file $LINKIS_MAGIC_CONFIG or
+        ~/.linkis-magic/config.toml, then defaults. No gateway anywhere: the embedded one.
+        """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         if cell is None:
             return self._line(line)

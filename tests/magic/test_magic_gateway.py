@@ -425,3 +425,23 @@ def test_o_with_several_tables_binds_var_var_1_var_2(shell: InteractiveShell) ->
     assert returned is None
     assert [shell.user_ns[n]["t"][0] for n in ("df", "df_1", "df_2")] == [0, 1, 2]
     shell.user_ns.pop("df_2")
+
+
+def test_renders_of_a_chatty_job_are_coalesced(ip: InteractiveShell) -> None:
+    code = (
+        "import time\nfor i in range(300):\n    print('line', i, flush=True)\n    time.sleep(0.005)"
+    )
+    job = cell(ip, "python --background", code)
+    events: list[float] = []
+    job.subscribe(lambda _job, _event: events.append(time.monotonic()))
+    view = magics(ip).last_view
+    started = time.monotonic()
+    job.wait(30)
+    wait_until(lambda: not view._throttle.running, timeout=10)
+    duration = time.monotonic() - started
+
+    log_updates = view.log.comm.updates("value")
+    assert "line 299" in log_updates[-1]
+    assert len(events) > 2 * len(log_updates)
+    # At most one render per update_interval (0.25 s), the first and the trailing one.
+    assert view.renders <= duration / 0.25 + 3
