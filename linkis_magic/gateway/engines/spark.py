@@ -16,9 +16,11 @@ says what to install. Decisions an operator should know:
   cancels the group (and any job the group starts later); a PySpark job still running Python code
   half a second after the kill gets an exception raised in its thread. A thread blocked in one long
   C call (``time.sleep(600)``) is not reached that way; the gateway then stops the engine process.
-- Progress comes from Spark's status tracker, polled a few times a second; Spark's WARN and ERROR
-  lines come from a log4j appender on a file that each job tails while it runs, so a line goes to
-  whichever job is running when Spark writes it.
+- Progress comes from Spark's status tracker, polled a few times a second: the share of a cell's
+  statements done plus the share of the current statement's tasks done, never going back, with
+  one progressInfo entry per stage. Spark's WARN and ERROR lines come from a log4j appender on a
+  file that each job tails while it runs, so a line goes to whichever job is running when Spark
+  writes it.
 """
 
 from __future__ import annotations
@@ -450,6 +452,8 @@ class _Run:
     in_user_code: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     results: int = 0
+    statement: int = 0
+    statements: int = 1
     out: io.StringIO = field(default_factory=io.StringIO)
     err: io.StringIO = field(default_factory=io.StringIO)
 
@@ -530,6 +534,13 @@ class _LogTail:
         return found
 
 
+def active_group_jobs(sc: SparkContext, group: str) -> list[int]:
+    """The ids of the jobs of a job group that are running now."""
+    tracker = sc.statusTracker()
+    active = set(tracker.getActiveJobsIds())
+    return [j for j in tracker.getJobIdsForGroup(group) if j in active]
+
+
 class _Monitor:
     """Polls the status tracker for a job group; pushes progress, stage ends and Spark's log lines.
 
@@ -548,6 +559,8 @@ class _Monitor:
         self._stop = threading.Event()
         self._stages: dict[int, tuple[int, int, int, int]] = {}
         self._finished_stages: set[int] = set()
+        self._stage_statement: dict[int, int] = {}
+        self._progress = 0.0
         self._finished_jobs: set[int] = set()
         self._last: tuple[float, tuple[tuple[Any, ...], ...]] | None = None
         self._cancel_seen: float | None = None
@@ -592,18 +605,13 @@ class _Monitor:
         now = time.monotonic()
         if self._cancel_seen is None:
             self._cancel_seen = now
-        if self._active_jobs():
+        if active_group_jobs(self.sc, ctx.job_id):
             self.sc.cancelJobGroup(ctx.job_id)
         waited = now - self._cancel_seen
         if self.run.python and waited >= self.grace and now - self._last_interrupt >= self.grace:
             self._last_interrupt = now
             if self.run.interrupt():
                 logger.info("job %s: interrupting its Python code after the kill", ctx.job_id)
-
-    def _active_jobs(self) -> list[int]:
-        tracker = self.sc.statusTracker()
-        active = set(tracker.getActiveJobsIds())
-        return [j for j in tracker.getJobIdsForGroup(self.run.ctx.job_id) if j in active]
 
     def _poll_progress(self) -> None:
         tracker = self.sc.statusTracker()
@@ -632,6 +640,7 @@ class _Monitor:
             return
         numbers = (info.numTasks, info.numCompletedTasks, info.numActiveTasks, info.numFailedTasks)
         self._stages[stage_id] = numbers
+        self._stage_statement.setdefault(stage_id, self.run.statement)
         total, done, _, failed = numbers
         if total > 0 and done >= total:
             self._finished_stages.add(stage_id)
@@ -645,12 +654,14 @@ class _Monitor:
     def _push(self) -> None:
         info = []
         total = done = 0
+        statement = self.run.statement
         for stage_id in sorted(self._stages):
             tasks, completed, running, failed = self._stages[stage_id]
             if tasks <= 0:
                 continue
-            total += tasks
-            done += min(completed, tasks)
+            if self._stage_statement.get(stage_id) == statement:
+                total += tasks
+                done += min(completed, tasks)
             info.append(
                 {
                     "id": f"stage-{stage_id}",
@@ -662,11 +673,12 @@ class _Monitor:
             )
         if not info:
             return
-        progress = done / total
+        current = done / total if total else 0.0
+        progress = max(self._progress, (statement + current) / self.run.statements)
         key = (progress, tuple(tuple(sorted(i.items())) for i in info))
         if key == self._last:
             return
-        self._last = key
+        self._last, self._progress = key, progress
         self.run.ctx.progress(progress, info)
 
 
@@ -811,9 +823,11 @@ class SparkEngine(Engine):
         if not statements:
             ctx.log("INFO", "no SQL statement to run")
             return
+        run.statements = len(statements)
         for number, statement in enumerate(statements, 1):
             if ctx.cancelled.is_set():
                 return
+            run.statement = number - 1
             ctx.log(
                 "INFO",
                 f"statement {number}/{len(statements)} started: {statement_preview(statement)}",
@@ -1099,7 +1113,11 @@ def _is_pandas_frame(obj: Any) -> bool:
 
 
 def _quiet_python_loggers() -> None:
-    """pyspark logs every SQL error it raises as JSON on stderr; the job's error log has it."""
+    """pyspark logs every SQL error it raises as JSON on stderr; the job's error log has it.
+
+    py4j logs each thread's connection closing at INFO.
+    """
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         from pyspark.logger import PySparkLogger
     except ImportError:

@@ -242,6 +242,8 @@ def test_each_statement_with_rows_is_one_result_set(engine: SparkEngine) -> None
     assert [c.name for c in tables[2][0]] == ["namespace", "viewName", "isTemporary"]
     assert any(row[1] == "nums" for row in tables[2][1])
     assert len(tables) == 3
+    values = [p for p, _ in ctx.progresses]
+    assert values and values == sorted(values) and values[-1] <= 1.0
 
 
 @spark
