@@ -161,3 +161,16 @@ def test_a_failed_job_is_an_error_reply_and_a_background_view_updates_after_its_
         kernel, lambda m: any(">Succeed</b>" in v for v in widget_values(m)), timeout=30
     )
     assert finished[-1]["msg_type"] == "comm_msg"
+
+
+def test_a_background_text_view_prints_into_its_own_cell(kernel: BlockingKernelClient) -> None:
+    background = kernel.execute("%%linkis shell --background --view text\nsleep 1; echo bg-done")
+    assert shell_reply(kernel, background, timeout=30)["status"] == "ok"
+    later = kernel.execute("1 + 1")
+    assert shell_reply(kernel, later, timeout=30)["status"] == "ok"
+
+    def succeeded(msg: dict[str, Any]) -> bool:
+        return msg["msg_type"] == "stream" and "] Succeed" in msg["content"]["text"]
+
+    seen = iopub_until(kernel, succeeded, timeout=30)
+    assert seen[-1]["parent_header"]["msg_id"] == background
