@@ -595,8 +595,9 @@ class AsyncLinkisClient:
                 continue
             self._ws = ws
             self._mode = "websocket"
+            self._new_gate()
             logger.info("WebSocket open to %s", self._gateway)
-            await self._on_socket_open()
+            self._spawn(self._on_socket_open())
             self._settle_first("websocket")
             opened = time.monotonic()
             await self._read_frames(ws)
@@ -624,12 +625,14 @@ class AsyncLinkisClient:
         else:
             logger.info("WebSocket to %s closed", self._gateway)
 
-    async def _on_socket_open(self) -> None:
-        """A new socket: hold frames until its first reply, re-subscribe unfinished jobs."""
+    def _new_gate(self) -> None:
+        """Hold all frames but the first of a new socket until the socket answers it."""
         self._gate = asyncio.Event()
         self._gate_taken = False
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.options["first_reply_wait"], self._gate.set)
+        asyncio.get_running_loop().call_later(self.options["first_reply_wait"], self._gate.set)
+
+    async def _on_socket_open(self) -> None:
+        """A new socket: re-subscribe unfinished jobs, send frames refused for a login."""
         for job in self._jobs:
             if job.done or job.exec_id is None:
                 continue
@@ -994,12 +997,14 @@ class AsyncLinkisClient:
                 return
             now = time.monotonic()
             try:
-                if self._ws is None and self.transport != "websocket":
+                if self._ws is None and self.transport == "websocket":
+                    raise ConnectionError("the WebSocket is closed; waiting to reconnect")
+                if self._ws is None:
                     if now >= next_poll or job.log_due:
                         job.log_due = False
                         await self._poll(job)
                         next_poll = time.monotonic() + opts["poll_interval"]
-                elif self._ws is not None:
+                else:
                     if job.log_due or (
                         self.transport == "auto"
                         and job.status is JobStatus.RUNNING

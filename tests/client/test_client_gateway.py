@@ -286,3 +286,15 @@ async def test_hundred_jobs_at_once_finish_without_crossing(gateway: Any) -> Non
             assert markers and all(f"marker-{i}-end" in ln for ln in markers), (i, markers)
             assert all(getattr(e, "task_id", job.task_id) == job.task_id for e in recorder.events)
         assert len(client.jobs) == 100
+
+
+async def test_rejected_submission_fails_the_job_with_the_servers_reason(gateway: Any) -> None:
+    async with client_for(gateway) as client:
+        job = await client.submit("   ", engine="python")
+        with pytest.raises(JobError, match="rejected the job") as caught:
+            await job.wait(30)
+
+        assert caught.value.exec_id is None and "20007" in str(caught.value)
+        ok = await client.submit("print('still fine')", engine="python")
+        await ok.wait(60)
+        assert "still fine" in ok.logs.info
