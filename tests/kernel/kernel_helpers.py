@@ -19,7 +19,7 @@ from jupyter_client.manager import KernelManager
 from linkis_magic import kernelspecs
 from linkis_magic import protocol as p
 
-EXEC_ID = re.compile(r"execID ([^\s,\]]+)")
+EXEC_ID = re.compile(r"execID (?!pending)([^\s,\]]+)")
 EMBEDDED_URL = re.compile(r"embedded gateway at (http://127\.0\.0\.1:\d+)")
 
 

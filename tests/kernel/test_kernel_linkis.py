@@ -33,6 +33,18 @@ def python_kernel(gateway: Any, tmp_path: Path) -> Iterator[LinkisKernelSession]
     session.shutdown()
 
 
+def background_exec_id(session: LinkisKernelSession, code: str) -> str:
+    """Run a ``--background`` cell; return its job's execID once the server has given it."""
+    cell = session.execute(code)
+    assert cell.status == "ok", cell.reply
+    assert session.execute("%%local\nbackground_job = _").status == "ok"
+
+    def exec_id() -> str:
+        return session.execute("%%local\nprint(background_job.exec_id or '')").text().strip()
+
+    return str(wait_until(exec_id, timeout=30))
+
+
 def running_exec_id(cell: RunningCell) -> str | None:
     """The execID once the cell's text view has said the job is Running."""
     text = cell.text()
@@ -117,8 +129,9 @@ def test_interrupt_kills_the_remote_job_and_the_cell_raises_keyboard_interrupt(
 def test_shutdown_kills_the_kernels_background_jobs(gateway: Any, tmp_path: Path) -> None:
     session = LinkisKernelSession("linkis_python", tmp_path, kernel_env(tmp_path, gateway))
     try:
-        cell = session.execute("%%linkis python python --background\nimport time\ntime.sleep(60)")
-        exec_id = EXEC_ID.search(cell.text()).group(1)  # type: ignore[union-attr]
+        exec_id = background_exec_id(
+            session, "%%linkis python python --background\nimport time\ntime.sleep(60)"
+        )
         wait_until(lambda: job_status(gateway, exec_id) == "Running", timeout=30)
     finally:
         session.shutdown()
@@ -131,8 +144,9 @@ def test_kill_on_shutdown_off_keeps_the_jobs_running(gateway: Any, tmp_path: Pat
     env = kernel_env(tmp_path, gateway, extra={"LINKIS_KERNEL_KILL_ON_SHUTDOWN": "0"})
     session = LinkisKernelSession("linkis_python", tmp_path, env)
     try:
-        cell = session.execute("%%linkis python python --background\nimport time\ntime.sleep(60)")
-        exec_id = EXEC_ID.search(cell.text()).group(1)  # type: ignore[union-attr]
+        exec_id = background_exec_id(
+            session, "%%linkis python python --background\nimport time\ntime.sleep(60)"
+        )
         wait_until(lambda: job_status(gateway, exec_id) == "Running", timeout=30)
     finally:
         session.shutdown()
