@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -306,11 +307,20 @@ def run_lab(
 
 def _serve_lab(root_dir: Path, env: Mapping[str, str], extra: Sequence[str]) -> int:
     process = subprocess.Popen(lab_command(root_dir, extra), env=dict(env))
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
+
+    def stop(signum: int, frame: object) -> None:
         process.terminate()
-        return process.wait()
+
+    # On SIGTERM or Ctrl+C JupyterLab shuts down first, then the gateway and its engines.
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                process.terminate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --------------------------------------------------------------------------- command line

@@ -163,7 +163,7 @@ def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory):  # type: 
             executable_path=str(chromium),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
+            viewport={"width": 1400, "height": 1400},
         )
         try:
             yield context

@@ -37,6 +37,8 @@ def test_quickstart_cell_shows_progress_status_logs_and_table(
     view = job_view(cell)
     bar = view.locator(".widget-hprogress .progress-bar")
     expect(bar).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    live_status = view.get_by_text(re.compile(r"^(Inited|Scheduled|Running)$"))
+    expect(live_status).to_be_visible(timeout=JOB_TIMEOUT_MS)
     expect(view.get_by_text("Succeed", exact=True)).to_be_visible(timeout=JOB_TIMEOUT_MS)
     expect(bar).to_have_attribute("style", re.compile(r"width: 100%"))
     expect(view.locator(".widget-label", has_text=re.compile(r"^100%$"))).to_be_visible()
