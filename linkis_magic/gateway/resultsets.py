@@ -195,12 +195,18 @@ def _rows_from(f: BinaryIO, path: Path, start: int, count: int) -> Iterator[list
         for _ in range(start):
             if not f.readline():
                 return
+    lines = []
     for _ in range(count):
         line = f.readline()
         if not line:
-            return
-        row = json.loads(line)
-        yield [str(x) for x in row] if isinstance(row, list) else [str(row)]
+            break
+        lines.append(line.rstrip(b"\n"))
+    # One parse per page, not per row: rows are JSON arrays of strings, joined into one array.
+    for row in json.loads(b"[" + b",".join(lines) + b"]"):
+        if isinstance(row, list) and all(isinstance(x, str) for x in row):
+            yield row
+        else:
+            yield [str(x) for x in row] if isinstance(row, list) else [str(row)]
 
 
 def row_count(path: Path) -> int:
