@@ -992,13 +992,28 @@ class GatewayServer:
             self._server.stop()
         if self._gw is not None:
             await self._gw.jobs.shutdown()
-            for sock in list(self._gw.sockets):
-                sock.close(1001, "the gateway is stopping")
+            await self._close_sockets(self._gw.sockets)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.close_all_connections(), 2.0)
         if self._store is not None:
             self._store.close()
+
+    @staticmethod
+    async def _close_sockets(sockets: set[EntranceSocket], grace: float = 0.5) -> None:
+        """Close every WebSocket, waiting a moment for the close handshakes, then drop them."""
+        connections = {sock: sock.ws_connection for sock in sockets}
+        for sock in connections:
+            sock.close(1001, "the gateway is stopping")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while sockets and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for sock in list(sockets):
+            abort = getattr(connections.get(sock), "_abort", None)
+            if callable(abort):
+                abort()
+            sockets.discard(sock)
 
     def serve_forever(self) -> None:
         """Serve in the foreground until SIGINT or SIGTERM."""

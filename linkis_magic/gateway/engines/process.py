@@ -426,16 +426,18 @@ class EngineProcess:
     def _write_commands(self) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         stdin = self.proc.stdin
-        while True:
-            data = self._outbox.get()
-            try:
+        try:
+            while True:
+                data = self._outbox.get()
                 if data is None:
-                    stdin.close()
                     return
                 stdin.write(data)
                 stdin.flush()
-            except (OSError, ValueError):
-                return
+        except (OSError, ValueError):
+            log.debug("engine %s no longer reads its commands", self.pid)
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                stdin.close()
 
     def _read_events(self, fd: int) -> None:
         with os.fdopen(fd, "rb") as stream:
