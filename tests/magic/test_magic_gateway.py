@@ -445,3 +445,22 @@ def test_renders_of_a_chatty_job_are_coalesced(ip: InteractiveShell) -> None:
     assert len(events) > 2 * len(log_updates)
     # At most one render per update_interval (0.25 s), the first and the trailing one.
     assert view.renders <= duration / 0.25 + 3
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_spark_sql_cell_shows_its_stages_and_returns_its_table(ip: InteractiveShell) -> None:
+    frame = cell(
+        ip,
+        "spark",
+        "select id % 3 as k, count(*) as n from range(0, 3000, 1, 6) group by id % 3 order by k",
+    )
+    assert frame["k"].tolist() == [0, 1, 2]
+    assert frame["n"].tolist() == [1000, 1000, 1000]
+    (job,) = jobs_of(ip)
+    assert (job.engine, job.run_type) == ("spark", "sql")
+    view = magics(ip).last_view
+    stage_tables = [v for v in view.stages.comm.updates("value") if "<td>" in v]
+    assert stage_tables, "no progressInfo row was ever shown"
+    assert "succeeded" in stage_tables[-1]
