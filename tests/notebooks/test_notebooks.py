@@ -1,14 +1,8 @@
-"""Every notebook in notebooks/ runs headless with nbclient against an embedded gateway, cleanly.
-
-Also the ``make demo`` runner: it prints what the user would see and fails when a cell fails.
-"""
+"""Every notebook in notebooks/ runs headless with nbclient against an embedded gateway, cleanly."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +17,6 @@ from linkis_magic.demo import (
     embedded_gateway,
     execute_notebook,
     kernel_env,
-    summarize,
     widget_lines,
 )
 
@@ -111,66 +104,3 @@ def test_notebook_runs_without_error(path: Path, gateway: Gateway, tmp_path: Pat
         expected = "Cancelled" if "--background" in cell.source else "Succeed"
         assert expected in texts, f"{cell.source.splitlines()[0]!r} shows {texts!r}"
         assert "progress bar" in texts
-
-
-@pytest.mark.spark
-@pytest.mark.timeout(600)
-def test_demo_prints_statuses_and_table_heads(tmp_path: Path) -> None:
-    """What `make demo` runs: the quickstart against a fresh gateway, summarized."""
-    result = subprocess.run(
-        [sys.executable, "-m", "linkis_magic.cli", "demo", "--output-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=580,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
-    assert "Embedded Linkis gateway on http://127.0.0.1:" in out
-    assert "[4] %%linkis spark sql" in out
-    assert out.count("Succeed") >= 2
-    assert "progress bar 100%" in out
-    assert "region" in out and "revenue" in out
-    assert "(a PNG image: the plot)" in out
-    assert (tmp_path / "01-quickstart.ipynb").is_file()
-    assert "password" not in out.lower().replace("password=***", "")
-
-
-@pytest.mark.timeout(300)
-def test_demo_fails_when_a_cell_fails(tmp_path: Path) -> None:
-    notebook = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell("%load_ext linkis_magic"),
-            nbformat.v4.new_code_cell(
-                "%%linkis python\nraise ValueError('no such region: atlantis')"
-            ),
-            nbformat.v4.new_code_cell("print('never runs')"),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-    )
-    path = tmp_path / "failing.ipynb"
-    nbformat.write(notebook, path)
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "linkis_magic.demo",
-            str(path),
-            "--output-dir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "A cell failed" in result.stderr
-    assert "JobError" in result.stderr
-    executed = json.loads((tmp_path / "out" / "failing.ipynb").read_text())
-    assert executed["cells"][1]["outputs"][-1]["output_type"] == "error"
-    assert not executed["cells"][2]["outputs"]
-    assert "Failed" in summarize(nbformat.reads(json.dumps(executed), as_version=4))
