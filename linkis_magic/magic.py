@@ -290,7 +290,8 @@ class LinkisMagics(Magics):
                 "no Linkis user: set LINKIS_USER or %config LinkisMagic.user = 'name', "
                 "or use %linkis connect GATEWAY --user NAME"
             )
-        if not settings.embedded and not (settings.token or settings.password):
+        prompted = not settings.embedded and not (settings.token or settings.password)
+        if prompted:
             self.settings_config.password = getpass.getpass(
                 f"Linkis password for {settings.user} at {settings.gateway}: "
             )
@@ -302,10 +303,21 @@ class LinkisMagics(Magics):
         client = make_client(settings)
         self._client, self._client_key = client, settings.connection_key
         logger.info("client for %s as %s", client.gateway, client.user)
+        if prompted:
+            self._check_login(client)
         if settings.embedded:
             client.connect()
             print(self._embedded_line(client))
         return client
+
+    def _check_login(self, client: LinkisClient) -> None:
+        """Log in at once with a typed password; a wrong one is forgotten so it is asked again."""
+        try:
+            client.connect()
+        except errors.AuthError:
+            self.settings_config.password = None
+            self.close_client()
+            raise
 
     @staticmethod
     def _embedded_line(client: LinkisClient) -> str:

@@ -464,3 +464,16 @@ def test_a_spark_sql_cell_shows_its_stages_and_returns_its_table(ip: Interactive
     stage_tables = [v for v in view.stages.comm.updates("value") if "<td>" in v]
     assert stage_tables, "no progressInfo row was ever shown"
     assert "succeeded" in stage_tables[-1]
+
+
+def test_a_wrong_typed_password_is_asked_again(
+    shell: InteractiveShell, gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter(["wrong-password", gateway.password])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    with pytest.raises(errors.AuthError) as info:
+        shell.run_line_magic("linkis", f"connect {gateway.url} --user {gateway.user}")
+    assert "wrong-password" not in str(info.value)
+    assert magics(shell).client is None
+    assert cell(shell, "shell --quiet", "true") is None
+    assert magics(shell).client is not None
