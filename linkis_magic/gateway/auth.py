@@ -13,10 +13,11 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ CREDENTIALS_FILE = "credentials.json"
 SECRET_FILE = "ticket.key"
 
 SESSION_TIMEOUT_S = 2 * 3600.0
+
+# User names become directory names (logs, results) and parts of job ids.
+USER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
@@ -72,11 +76,18 @@ class Auth:
     Args:
         data_dir: where ``users.json``, the ticket key and generated credentials live.
         session_timeout: seconds a ticket stays valid after its last use.
+        clock: the wall clock (tests pass their own).
     """
 
-    def __init__(self, data_dir: Path, session_timeout: float = SESSION_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        session_timeout: float = SESSION_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.data_dir = data_dir
         self.session_timeout = session_timeout
+        self.clock = clock
         self._lock = threading.Lock()
         self._users: dict[str, dict[str, Any]] = {}
         self._last_access: dict[str, float] = {}
@@ -130,8 +141,10 @@ class Auth:
     def add_user(self, name: str, password: str | None = None, token: str | None = None) -> None:
         """Create ``name`` or update the password and token given (None keeps the old one)."""
         name = name.strip().lower()
-        if not name:
-            raise ValueError("a user needs a name")
+        if not USER_NAME.match(name):
+            raise ValueError(
+                "a user name is letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
         with self._lock:
             entry = self._users.setdefault(name, {})
             if password is not None:
@@ -166,7 +179,7 @@ class Auth:
 
     def issue_ticket(self, user: str) -> str:
         """A new session ticket for ``user`` (the cookie value)."""
-        payload = f"{user},{int(time.time() * 1000)},{secrets.token_hex(8)}".encode()
+        payload = f"{user},{int(self.clock() * 1000)},{secrets.token_hex(8)}".encode()
         sig = hmac.new(self._key, payload, hashlib.sha256).digest()[:18]
         ticket = (
             base64.urlsafe_b64encode(payload).decode()
@@ -174,7 +187,7 @@ class Auth:
             + base64.urlsafe_b64encode(sig).decode()
         )
         with self._lock:
-            self._last_access[ticket] = time.time()
+            self._last_access[ticket] = self.clock()
         return ticket
 
     def user_of_ticket(self, ticket: str | None) -> str | None:
@@ -195,7 +208,7 @@ class Auth:
             issued = int(issued_ms) / 1000.0
         except ValueError:
             return None
-        now = time.time()
+        now = self.clock()
         with self._lock:
             if ticket in self._revoked or user not in self._users:
                 return None
@@ -269,4 +282,5 @@ def _os_user() -> str:
         name = getpass.getuser()
     except (KeyError, OSError):
         name = ""
+    name = re.sub(r"[^a-z0-9_.\-]", "_", name.strip().lower()).lstrip("_.-")[:64]
     return name or "linkis"

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,9 @@ ERR_ENGINE_DIED = 40002
 ERR_ENGINE_UNAVAILABLE = 40003
 ERR_UNKNOWN_ENGINE = 40004
 ERR_GATEWAY_STOPPED = 40005
+
+# Creators and engine names become parts of file paths and execIDs.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,98}$")
 
 SCRIPT_MARK = "*" * 36 + "SCRIPT CODE" + "*" * 36
 
@@ -274,10 +278,16 @@ class JobManager:
         engine = engine.lower()
         if not run_type:
             run_type = DEFAULT_RUN_TYPES.get(engine, "sql")
-        if not creator or len(creator) > 99 or "_" in creator:
-            raise RequestError(20009, f"Label params invalid: bad creator {creator!r}")
-        if len(engine) > 99:
-            raise RequestError(20009, "Label params invalid: the engine name is too long")
+        if not _NAME.match(creator):
+            raise RequestError(
+                20009,
+                f"Label params invalid: the creator {creator[:100]!r} must be letters, digits, "
+                "'_', '.' or '-' (at most 99)",
+            )
+        if not _NAME.match(engine):
+            raise RequestError(
+                20009, f"Label params invalid: the engine type {engine[:100]!r} is not a name"
+            )
         return JobRequest(
             engine=engine,
             engine_label=engine_label,

@@ -13,6 +13,7 @@ from gateway_testing import V1, open_socket
 
 from linkis_magic import protocol as p
 from linkis_magic.gateway.app import GatewayServer
+from linkis_magic.gateway.auth import Auth
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -152,3 +153,27 @@ def test_generated_bootstrap_user_is_kept_in_a_private_file(
     assert tuple(again) == tuple(first)
     assert again.password is not None
     assert GatewayServer(data_dir=tmp_path).auth.check_password(first.user, again.password)
+
+
+def test_user_names_that_would_escape_their_directories_are_refused(tmp_path: Path) -> None:
+    server = GatewayServer(data_dir=tmp_path)
+    for bad in ("../x", "a/b", "", ".hidden", "a,b", "x" * 65):
+        with pytest.raises(ValueError):
+            server.auth.add_user(bad, password="pw")
+    server.auth.add_user("Dot.Dash-Under_1", password="pw")
+    assert server.auth.check_password("dot.dash-under_1", "pw") == "dot.dash-under_1"
+
+
+def test_tickets_expire_after_the_session_timeout(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    auth = Auth(tmp_path, session_timeout=60, clock=lambda: now[0])
+    auth.add_user("dave", password="pw")
+    ticket = auth.issue_ticket("dave")
+    now[0] += 50
+    assert auth.user_of_ticket(ticket) == "dave"
+    now[0] += 50
+    assert auth.user_of_ticket(ticket) == "dave", "each use renews the session"
+    now[0] += 61
+    assert auth.user_of_ticket(ticket) is None
+    assert auth.user_of_ticket(auth.issue_ticket("dave")[:-2] + "xx") is None
+    assert auth.user_of_ticket("garbage") is None

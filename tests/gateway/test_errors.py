@@ -149,3 +149,32 @@ async def test_wrong_run_type_fails_the_job(ws: RawSocket) -> None:
     _e, task_id = await ws.execute("print(1)", engine="python", run_type="sql")
     assert await ws.wait_status(task_id) == "Failed"
     assert "not 'sql'" in ws.job_log(task_id)
+
+
+async def test_creators_that_are_not_names_are_refused(ws: RawSocket) -> None:
+    for creator in ("../../etc", "a/b", "", "x" * 100):
+        frame = p.build_execute_frame("print(1)", "python", "python", tag="c", creator=creator)
+        if not creator:
+            frame["data"]["requestApplicationName"] = "   "
+        await ws.send(frame)
+        reply = await ws.until(lambda f: f["method"] == p.EXECUTE_METHOD and f["status"] != 0)
+        assert err_code(reply) == 20009
+    await still_serving(ws)
+
+
+async def test_frames_beyond_the_hard_limit_close_only_that_socket(
+    gateway: Any, alice_ticket: str
+) -> None:
+    from gateway_testing import open_socket
+    from websockets.exceptions import ConnectionClosed
+
+    sock = await open_socket(gateway.ws_url, alice_ticket)
+    with pytest.raises(ConnectionClosed) as closed:
+        await sock.send("x" * (17 * 1024 * 1024))
+        await sock.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    other = await open_socket(gateway.ws_url, alice_ticket)
+    try:
+        await still_serving(other)
+    finally:
+        await other.conn.close()
