@@ -16,7 +16,15 @@ from typing import Any, ClassVar
 
 import jupyter_kernel_test
 import pytest
-from kernel_helpers import LinkisKernelSession, kernel_env
+from jupyter_kernel_test.msgspec_v5 import validate_message
+from kernel_helpers import (
+    EXEC_ID,
+    LinkisKernelSession,
+    RunningCell,
+    job_status,
+    kernel_env,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="class")
@@ -31,7 +39,7 @@ def linkis_kernel(
         for code in cls.warm_up:
             cell = session.execute(code, timeout=240)
             assert cell.status == "ok", cell.reply
-        cls.km, cls.kc = session.km, session.kc
+        cls.km, cls.kc, cls.gateway = session.km, session.kc, gateway
         yield
     finally:
         session.shutdown()
@@ -97,6 +105,59 @@ class SparkSqlKernelTests(LinkisKernelTests):
         "select 1 /* open",
     ]
     invalid_code_samples: ClassVar[list[str]] = ["select 1);"]
+
+    def test_interrupt_cancels_the_running_query_on_the_server(self) -> None:
+        self.flush_channels()
+        cell = RunningCell(self.kc, self.kc.execute("select sum(id * 2) from range(1000000000000)"))
+
+        def running(c: RunningCell) -> bool:
+            return "Running" in c.text() and EXEC_ID.search(c.text()) is not None
+
+        cell.read_until(running, timeout=60)
+        exec_id = EXEC_ID.search(cell.text()).group(1)  # type: ignore[union-attr]
+        self.km.interrupt_kernel()
+
+        assert wait_until(lambda: job_status(self.gateway, exec_id) == "Cancelled", timeout=10)
+        done = cell.finish(timeout=30)
+        self.assertEqual(done.reply["ename"], "KeyboardInterrupt")
+
+    def test_completion_and_inspection_of_linkis_cells_never_fail(self) -> None:
+        self.flush_channels()
+        for code, cursor in [("select col", 10), ("", 0), ("select 'é", 9), ("x", 99)]:
+            msg_id = self.kc.complete(code, cursor)
+            reply = self.get_non_kernel_info_reply(timeout=15)
+            validate_message(reply, "complete_reply", msg_id)
+            self.assertEqual(reply["content"]["status"], "ok")  # type: ignore[index]
+            msg_id = self.kc.inspect(code, cursor)
+            reply = self.get_non_kernel_info_reply(timeout=15)
+            validate_message(reply, "inspect_reply", msg_id)
+            self.assertEqual(reply["content"]["status"], "ok")  # type: ignore[index]
+            self.assertFalse(reply["content"]["found"])  # type: ignore[index]
+
+    def test_kernel_info_names_the_linkis_kernel(self) -> None:
+        self.flush_channels()
+        msg_id = self.kc.kernel_info()
+        reply = self.kc.get_shell_msg(timeout=15)
+        validate_message(reply, "kernel_info_reply", msg_id)
+        content = reply["content"]
+        self.assertEqual(content["implementation"], "linkis_magic")
+        self.assertIn("spark sql", content["banner"])
+        self.assertEqual(content["language_info"]["mimetype"], "text/x-sql")
+        self.assertEqual(content["help_links"][0]["text"], "Apache Linkis")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_pyspark_kernel_runs_python_on_the_spark_session(gateway: Any, tmp_path: Path) -> None:
+    session = LinkisKernelSession("linkis_pyspark", tmp_path, kernel_env(tmp_path, gateway))
+    try:
+        cell = session.execute("print(spark.range(5).count())", timeout=240)
+    finally:
+        session.shutdown()
+
+    assert cell.status == "ok", cell.reply
+    assert "5" in "".join(cell.data("display_data"))
 
 
 @pytest.mark.slow
