@@ -303,6 +303,9 @@ class JobHandler(LinkisHandler):
             return
         jobs = self.gw.jobs
         row = jobs.find_row(exec_id)
+        task_arg = self.get_query_argument("taskID", "")
+        if row is None and task_arg.isdigit() and len(task_arg) < 19:
+            row = jobs.store.get(int(task_arg))
         if row is None:
             self.reply(1, _not_found(op, exec_id), {"execID": exec_id}, method)
             return
@@ -427,7 +430,7 @@ class JobHistoryHandler(LinkisHandler):
         user = self.require_user()
         if user is None:
             return
-        row = self.gw.jobs.store.get(int(task_id))
+        row = self.gw.jobs.store.get(int(task_id)) if len(task_id) < 19 else None
         if row is None or row["um_user"] != user:
             self.reply(
                 1,
