@@ -232,8 +232,10 @@ _RING_RADIUS = 0.21
 _RING_WIDTH = 0.08
 _GAP = 0.04
 _RING_CENTERS = ((0.385, 0.5), (0.615, 0.5))
-_CROSSING = (0.5, 0.5 + math.sqrt(_RING_RADIUS**2 - 0.115**2))
-_CROSSING_CLIP = 0.13
+# The left ring passes over the right one along this arc of it (angles in radians, y down),
+# centred on the lower crossing and long enough to cover the right ring's gap.
+_CROSSING_ANGLE = math.atan2(math.sqrt(_RING_RADIUS**2 - 0.115**2), 0.115)
+_OVER_ARC = (_CROSSING_ANGLE - 0.8, _CROSSING_ANGLE + 0.8)
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -262,7 +264,8 @@ def _logo_layers(x: float, y: float, size: int) -> list[tuple[float, float]]:
     A layer is a ring with its gap: white on the ring, the background colour around it.
     """
     left, right = _RING_CENTERS
-    clip = _coverage(math.hypot(x - _CROSSING[0], y - _CROSSING[1]) - _CROSSING_CLIP, size)
+    angle = math.atan2(y - left[1], x - left[0])
+    clip = 1.0 if _OVER_ARC[0] <= angle <= _OVER_ARC[1] else 0.0
     halo_width = _RING_WIDTH + 2 * _GAP
     return [
         (_coverage(_ring_distance(x, y, left, _RING_WIDTH), size), 1.0),
@@ -324,22 +327,29 @@ def logo_svg(color: str) -> str:
             f'stroke="{stroke}" stroke-width="{n(width)}"/>\n'
         )
 
+    def arc(center: tuple[float, float], radius: float, width: float, stroke: str) -> str:
+        (x1, y1), (x2, y2) = (
+            (center[0] + radius * math.cos(a), center[1] + radius * math.sin(a)) for a in _OVER_ARC
+        )
+        return (
+            f'  <path d="M {n(x1)} {n(y1)} A {n(radius)} {n(radius)} 0 0 1 {n(x2)} {n(y2)}" '
+            f'fill="none" stroke="{stroke}" stroke-width="{n(width)}"/>\n'
+        )
+
+    # The gap around the arc is drawn as two bands beside it, not under it: a band under the
+    # white arc would show at the arc's ends in renderers that antialias each shape separately.
     left, right = _RING_CENTERS
     halo = _RING_WIDTH + 2 * _GAP
+    beside = _RING_WIDTH / 2 + _GAP / 2
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">\n'
-        "  <defs>\n"
-        f'    <clipPath id="crossing"><circle cx="{n(_CROSSING[0])}" cy="{n(_CROSSING[1])}" '
-        f'r="{n(_CROSSING_CLIP)}"/></clipPath>\n'
-        "  </defs>\n"
         f'  <rect width="64" height="64" rx="{n(_CORNER)}" fill="{color}"/>\n'
         + ring(left, _RING_WIDTH, "#ffffff")
         + ring(right, halo, color)
         + ring(right, _RING_WIDTH, "#ffffff")
-        + '  <g clip-path="url(#crossing)">\n'
-        + ring(left, halo, color)
-        + ring(left, _RING_WIDTH, "#ffffff")
-        + "  </g>\n"
+        + arc(left, _RING_RADIUS - beside, _GAP, color)
+        + arc(left, _RING_RADIUS + beside, _GAP, color)
+        + arc(left, _RING_RADIUS, _RING_WIDTH, "#ffffff")
         + "</svg>\n"
     )
 
