@@ -6,13 +6,15 @@ starts Spark once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gateway_testing import RawSocket
+from gateway_testing import RawSocket, wait_for
 
 from linkis_magic import protocol as p
 
@@ -220,20 +222,17 @@ async def test_startup_keys_the_running_session_lacks_are_named_in_a_warning(
 
 
 async def test_killed_python_loop_ends_cancelled_and_its_names_survive(
-    ws: RawSocket, http: httpx.Client
+    ws: RawSocket, http: httpx.Client, tmp_path: Path
 ) -> None:
     _e, task_id, status = await run_spark(ws, "import pandas as pd\nkept = 20", "py")
     assert status == "Succeed"
     first_app = application_id(ws, task_id)
 
-    exec_id, task_id = await ws.execute("kept += 1\nwhile kept:\n    pass", "spark", "py")
-    await ws.until(
-        lambda f: (
-            f["method"].endswith("/log")
-            and (f.get("data") or {}).get("taskID") == task_id
-            and "accepted job" in f["data"]["log"][2]
-        )
+    marker = tmp_path / "looping"
+    exec_id, task_id = await ws.execute(
+        f"kept += 1\nopen({str(marker)!r}, 'w').close()\nwhile kept:\n    pass", "spark", "py"
     )
+    await asyncio.to_thread(wait_for, marker.exists, 60)
     await ws.send(p.build_job_frame(exec_id, "kill"))
     assert await ws.wait_status(task_id, timeout=30) == "Cancelled"
 

@@ -31,6 +31,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import linecache
 import logging
 import math
 import os
@@ -84,6 +85,7 @@ SQL_RUN_TYPES = ("sql",)
 PYTHON_RUN_TYPES = ("py", "pyspark")
 
 STATEMENT_PREVIEW = 100
+CELL_PREFIX = "<cell-"
 _LOG_FIELD_SEPARATOR = "|"
 
 
@@ -366,11 +368,12 @@ def spark_message(exc: BaseException) -> str:
     return "\n".join(kept).strip() or type(exc).__name__
 
 
-def user_traceback(exc: BaseException, filename: str) -> str:
-    """A traceback of the user's code only: frames of ``filename`` and the exception's message."""
+def user_traceback(exc: BaseException, prefix: str = CELL_PREFIX) -> str:
+    """A traceback of the user's code only: frames of cells (files named ``<cell-N>``) and the
+    exception's message."""
     if isinstance(exc, SyntaxError):
         return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(prefix)]
     lines = []
     if frames:
         lines.append("Traceback (most recent call last):\n")
@@ -448,7 +451,6 @@ class _Run:
     ctx: JobContext
     thread_id: int
     python: bool
-    started: float = field(default_factory=time.monotonic)
     in_user_code: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     results: int = 0
@@ -874,13 +876,16 @@ class SparkEngine(Engine):
     # ----------------------------------------------------------------- PySpark
 
     def _run_python(self, ctx: JobContext, run: _Run, spark: SparkSession) -> None:
+        if ctx.cancelled.is_set():
+            return
         self._cells += 1
-        filename = f"<cell-{self._cells}>"
+        filename = f"{CELL_PREFIX}{self._cells}>"
         namespace = self._python_namespace(spark)
         try:
             body, last = _compile_cell(ctx.code, filename)
         except SyntaxError as exc:
-            raise EngineError(user_traceback(exc, filename)) from None
+            raise EngineError(user_traceback(exc)) from None
+        linecache.cache[filename] = (len(ctx.code), None, ctx.code.splitlines(True), filename)
         self._route_output(run)
         try:
             with run.lock:
@@ -898,7 +903,7 @@ class SparkEngine(Engine):
             if ctx.cancelled.is_set():
                 ctx.log("INFO", "job cancelled")
                 return
-            raise EngineError(user_traceback(exc, filename)) from None
+            raise EngineError(user_traceback(exc)) from None
         finally:
             self._unroute_output(run)
             self._flush_output(ctx, run)

@@ -118,6 +118,13 @@ class JobThread:
         assert not self.thread.is_alive(), "the job did not end in time"
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkEngine]:
     data_dir = tmp_path_factory.mktemp("spark-data")
@@ -371,23 +378,29 @@ def test_pyspark_state_lives_between_jobs_and_pandas_frames_are_tables(
 
 @spark
 def test_pyspark_error_shows_the_user_traceback_only(engine: SparkEngine) -> None:
-    ctx = RecordingContext("x = 1\nspark.sql('select * from nowhere').collect()", "py")
+    run(engine, "def fetch(name):\n    return spark.sql(f'select * from {name}').collect()", "py")
+    ctx = RecordingContext("x = 1\nfetch('nowhere')", "py")
     with pytest.raises(EngineError) as raised:
         engine.execute(ctx)
 
     message = str(raised.value)
-    assert "line 2" in message and "TABLE_OR_VIEW_NOT_FOUND" in message
+    assert "line 2" in message and "fetch('nowhere')" in message
+    assert "line 2, in fetch" in message and "spark.sql(f'select * from {name}')" in message
+    assert "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]" in message
     assert "site-packages" not in message and "\tat org.apache" not in message
 
 
 @spark
 @pytest.mark.timeout(60)
 def test_killed_python_loop_is_interrupted_and_the_namespace_survives(
-    engine: SparkEngine,
+    engine: SparkEngine, tmp_path: Path
 ) -> None:
-    ctx = RecordingContext("alive = True\nwhile alive:\n    pass", "py")
+    marker = tmp_path / "looping"
+    ctx = RecordingContext(
+        f"alive = True\nopen({str(marker)!r}, 'w').close()\nwhile alive:\n    pass", "py"
+    )
     job = JobThread(engine, ctx)
-    ctx.wait_for(lambda: any("accepted job" in m for m in ctx.lines("INFO")), 30)
+    wait_until(marker.exists, 60)
 
     engine.cancel(ctx)
     job.join(20)
