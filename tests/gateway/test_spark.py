@@ -9,18 +9,19 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gateway_testing import RawSocket, wait_for
+from gateway_testing import RawSocket, open_socket, wait_for
 
 from linkis_magic import protocol as p
 
-pytestmark = [pytest.mark.spark, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(360)]
 
-STARTUP_BUDGET = 180.0
+STARTUP_BUDGET = 300.0
 
 
 async def run_spark(
@@ -251,3 +252,23 @@ async def test_pyspark_error_shows_the_cells_traceback_with_spark_message(ws: Ra
     error = log_bucket(ws, task_id, 0)
     assert "line 2" in error and "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]" in error
     assert "site-packages" not in error and "\tat org.apache" not in error
+
+
+async def test_without_java_a_spark_job_says_what_to_install_and_python_still_runs(
+    make_gateway: Callable[..., Any],
+    login: Callable[[str, str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java-here"))
+    other = make_gateway()
+    sock = await open_socket(other.ws_url, login(other.url, other.user, other.password))
+    try:
+        _e, task_id, status = await run_spark(sock, "select 1", timeout=60)
+        assert status == "Failed"
+        assert "needs a Java 17 runtime" in log_bucket(sock, task_id, 0)
+
+        _e, task_id = await sock.execute("print('still here')", "python", "python")
+        assert await sock.wait_status(task_id, 60) == "Succeed"
+    finally:
+        await sock.conn.close()
