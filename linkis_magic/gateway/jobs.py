@@ -215,17 +215,11 @@ class JobManager:
         """Validate an execute/submit body (either shape) as Linkis's entrance parser does."""
         if not isinstance(body, Mapping):
             raise RequestError(20008, "params cannot be empty ,  the request body is not an object")
-        params = body.get("params") if isinstance(body.get("params"), Mapping) else {}
-        assert isinstance(params, Mapping)
-        config = (
-            params.get("configuration") if isinstance(params.get("configuration"), Mapping) else {}
-        )
-        assert isinstance(config, Mapping)
-        variable = params.get("variable") if isinstance(params.get("variable"), Mapping) else {}
-        source = body.get("source") if isinstance(body.get("source"), Mapping) else {}
-        labels = body.get("labels") if isinstance(body.get("labels"), Mapping) else {}
-        assert isinstance(variable, Mapping) and isinstance(source, Mapping)
-        assert isinstance(labels, Mapping)
+        params = _mapping(body.get("params"))
+        config = _mapping(params.get("configuration"))
+        variable = _mapping(params.get("variable"))
+        source = _mapping(body.get("source"))
+        labels = _mapping(body.get("labels"))
 
         if "executionContent" in body:
             content = body.get("executionContent")
