@@ -146,17 +146,25 @@ def install(
     return installed
 
 
-def installed() -> dict[str, str]:
-    """Return the Linkis kernelspecs Jupyter finds, as name -> directory."""
-    found = KernelSpecManager().find_kernel_specs()
+def installed(manager: KernelSpecManager | None = None) -> dict[str, str]:
+    """Return the Linkis kernelspecs Jupyter finds, as name -> directory.
+
+    Args:
+        manager: the KernelSpecManager to ask (its ``kernel_dirs``); Jupyter's search path by
+            default.
+    """
+    found = (manager or KernelSpecManager()).find_kernel_specs()
     return {name: path for name, path in sorted(found.items()) if name in KERNELSPECS}
 
 
-def remove(names: Iterable[str] | None = None) -> dict[str, str]:
+def remove(
+    names: Iterable[str] | None = None, manager: KernelSpecManager | None = None
+) -> dict[str, str]:
     """Remove Linkis kernelspecs Jupyter finds (the first of each name on its search path).
 
     Args:
         names: kernelspecs to remove; every installed Linkis kernelspec by default.
+        manager: the KernelSpecManager whose ``kernel_dirs`` are searched; Jupyter's by default.
 
     Returns:
         The removed directory of each kernelspec, by name.
@@ -164,12 +172,12 @@ def remove(names: Iterable[str] | None = None) -> dict[str, str]:
     Raises:
         ValueError: an unknown name, or a name that is not installed.
     """
-    present = installed()
+    manager = manager or KernelSpecManager()
+    present = installed(manager)
     wanted = [spec.name for spec in _select(names)] if names else list(present)
     missing = [name for name in wanted if name not in present]
     if missing:
         raise ValueError(f"kernelspec {', '.join(missing)} is not installed")
-    manager = KernelSpecManager()
     removed: dict[str, str] = {}
     for name in wanted:
         removed[name] = manager.remove_kernel_spec(name)

@@ -117,44 +117,49 @@ def test_svg_logo_is_well_formed_xml_in_the_kernel_colour() -> None:
 
 
 @pytest.fixture
-def jupyter_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    prefix = tmp_path / "prefix"
-    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
-    return prefix
+def jupyter_prefix(tmp_path: Path) -> Path:
+    return tmp_path / "prefix"
+
+
+def only(prefix: Path) -> KernelSpecManager:
+    """A KernelSpecManager that sees the prefix alone, not the kernelspecs of this machine."""
+    return KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
 
 
 def test_install_into_a_prefix_makes_jupyter_find_them(jupyter_prefix: Path) -> None:
     paths = kernelspecs.install(prefix=str(jupyter_prefix))
 
     assert set(paths) == set(KERNELSPECS)
-    specs = KernelSpecManager().get_all_specs()
+    specs = only(jupyter_prefix).get_all_specs()
     for name, spec in KERNELSPECS.items():
         found = specs[name]
         assert Path(found["resource_dir"]) == jupyter_prefix / "share/jupyter/kernels" / name
         assert found["spec"]["display_name"] == spec.display_name
         assert found["spec"]["argv"][0] == sys.executable
         assert (Path(found["resource_dir"]) / "logo-64x64.png").is_file()
-    assert kernelspecs.installed() == {name: paths[name] for name in sorted(KERNELSPECS)}
+    found = kernelspecs.installed(only(jupyter_prefix))
+    assert found == {name: paths[name] for name in sorted(KERNELSPECS)}
 
 
 def test_install_some_then_remove_them(jupyter_prefix: Path) -> None:
+    manager = only(jupyter_prefix)
     kernelspecs.install(["linkis_shell", "linkis_python"], prefix=str(jupyter_prefix))
-    assert sorted(kernelspecs.installed()) == ["linkis_python", "linkis_shell"]
+    assert sorted(kernelspecs.installed(manager)) == ["linkis_python", "linkis_shell"]
 
-    removed = kernelspecs.remove(["linkis_shell"])
+    removed = kernelspecs.remove(["linkis_shell"], manager)
 
     assert list(removed) == ["linkis_shell"]
     assert not Path(removed["linkis_shell"]).exists()
-    assert sorted(kernelspecs.installed()) == ["linkis_python"]
-    assert list(kernelspecs.remove()) == ["linkis_python"]
-    assert kernelspecs.installed() == {}
+    assert sorted(kernelspecs.installed(manager)) == ["linkis_python"]
+    assert list(kernelspecs.remove(manager=manager)) == ["linkis_python"]
+    assert kernelspecs.installed(manager) == {}
 
 
 def test_unknown_names_and_missing_kernels_are_clear_errors(jupyter_prefix: Path) -> None:
     with pytest.raises(ValueError, match="unknown kernelspec linkis_r; the Linkis kernelspecs"):
         kernelspecs.install(["linkis_r"], prefix=str(jupyter_prefix))
     with pytest.raises(ValueError, match="linkis_shell is not installed"):
-        kernelspecs.remove(["linkis_shell"])
+        kernelspecs.remove(["linkis_shell"], only(jupyter_prefix))
     with pytest.raises(ValueError, match="not both"):
         kernelspecs.install(user=True, prefix=str(jupyter_prefix))
 
@@ -171,6 +176,8 @@ def linkis_magic_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_cli_installs_lists_and_removes_kernelspecs(tmp_path: Path) -> None:
+    # JUPYTER_PATH comes first on Jupyter's search path: the prefix's kernelspecs shadow any of
+    # the same names installed on this machine, and only named ones are removed.
     prefix = tmp_path / "prefix"
     env = {**os.environ, "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
     kernels = prefix / "share" / "jupyter" / "kernels"
