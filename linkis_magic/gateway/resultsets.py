@@ -11,12 +11,13 @@ import base64
 import datetime as dt
 import decimal
 import json
+import json.encoder
 import math
 import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -58,7 +59,8 @@ def render_value(value: object) -> str:
     return NULL if text in ("NaT", "<NA>", "nan") else text
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# A JSON string literal (quotes and escapes) for a str; C-implemented in CPython.
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring
 _FLUSH_ROWS = 2000
 
 
@@ -83,14 +85,36 @@ class ResultSetWriter:
         self._pos = self._out.tell()
 
     def write_row(self, cells: Sequence[str]) -> None:
-        data = (_ENCODE(cells if isinstance(cells, list) else list(cells)) + "\n").encode()
-        self._offsets.append(self._pos)
-        self._buffer.append(data)
-        self._pos += len(data)
-        self.rows += 1
-        if len(self._buffer) >= _FLUSH_ROWS:
-            self._out.write(b"".join(self._buffer))
-            self._buffer.clear()
+        self.write_rows((cells,), self.rows + 1)
+
+    def write_rows(self, rows: Iterable[Sequence[object]], limit: int) -> bool:
+        """Write rows (cells rendered as Linkis strings) until ``limit`` rows are in the file.
+
+        Returns whether rows were left out because of the limit.
+        """
+        quote = _QUOTE
+        render = render_value
+        offsets = self._offsets
+        buffer = self._buffer
+        pos = self._pos
+        count = self.rows
+        try:
+            for row in rows:
+                if count >= limit:
+                    return True
+                cells = ",".join([quote(v) if type(v) is str else quote(render(v)) for v in row])
+                data = ("[" + cells + "]\n").encode()
+                offsets.append(pos)
+                buffer.append(data)
+                pos += len(data)
+                count += 1
+                if len(buffer) >= _FLUSH_ROWS:
+                    self._out.write(b"".join(buffer))
+                    buffer.clear()
+            return False
+        finally:
+            self._pos = pos
+            self.rows = count
 
     def close(self) -> None:
         self._out.write(b"".join(self._buffer))
@@ -145,12 +169,8 @@ class ResultDir:
     ) -> tuple[int, bool]:
         """Writes at most ``limit`` rows; returns (rows written, whether rows were left out)."""
         with self.new(TABLE, metadata) as writer:
-            render = render_value
-            for row in rows:
-                if writer.rows >= limit:
-                    return writer.rows, True
-                writer.write_row([render(v) for v in row])
-            return writer.rows, False
+            truncated = writer.write_rows(rows, limit)
+            return writer.rows, truncated
 
 
 @dataclass(frozen=True)

@@ -221,12 +221,40 @@ def linkis_type(dtype: Any, sample: object = None) -> str:
 
 
 def write_dataframe(ctx: JobContext, frame: Any) -> int:
-    """Write a pandas DataFrame as a table result set."""
+    """Write a pandas DataFrame as a table result set (columns rendered to strings at once)."""
     columns = []
-    for name in frame.columns:
-        series = frame[name]
+    values = []
+    head = frame.head(ctx.row_limit) if len(frame) > ctx.row_limit else frame
+    for index in range(head.shape[1]):
+        series = head.iloc[:, index]
         non_null = series.dropna()
         sample = non_null.iloc[0] if len(non_null) else None
-        columns.append(Column(str(name), linkis_type(series.dtype, sample)))
-    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-    return ctx.table(columns, rows)
+        columns.append(Column(str(head.columns[index]), linkis_type(series.dtype, sample)))
+        values.append(_strings(series))
+    written = ctx.table(columns, zip(*values, strict=True) if values else iter(()))
+    if len(frame) > len(head):
+        ctx.log("WARN", f"The result set was cut at {written} rows (the row limit).")
+    return written
+
+
+def _strings(series: Any) -> list[str]:
+    """A column as Linkis strings: NULL for missing values, booleans lower-case."""
+    from linkis_magic.gateway.resultsets import NULL, render_value
+
+    missing = series.isna().to_numpy()
+    kind = getattr(series.dtype, "kind", "O")
+    if kind == "b":
+        flags = series.fillna(False).astype(bool).to_numpy()
+        out = ["true" if v else "false" for v in flags]
+    elif kind in "iuM":
+        out = series.astype(str).tolist()
+    elif kind == "f" and getattr(series.dtype, "itemsize", 8) == 4:
+        out = [str(v) for v in series.astype("float32").to_numpy()]
+    elif kind == "f":
+        out = [repr(float(v)) for v in series.astype("float64").to_numpy()]
+    else:
+        out = [render_value(v) for v in series.tolist()]
+    if missing.any():
+        for position in missing.nonzero()[0].tolist():
+            out[position] = NULL
+    return out
