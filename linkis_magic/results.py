@@ -10,6 +10,7 @@ import base64
 import binascii
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -130,7 +131,7 @@ class _Column:
             self.name,
             self.data_type,
             self.kind,
-            exc,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
         self.degraded = True
         self.chunks = [np.asarray(pd.array(c).astype(object), dtype=object) for c in self.chunks]
@@ -185,16 +186,30 @@ def _convert(kind: str, raw: np.ndarray) -> Any:
             [None if n else Decimal(v) for v, n in zip(raw, nulls, strict=True)], dtype=object
         )
     if kind in ("date", "timestamp"):
-        values = np.where(nulls, None, raw)  # type: ignore[call-overload]
-        fmt = "%Y-%m-%d" if kind == "date" else "ISO8601"
-        parsed = pd.to_datetime(pd.Series(values, dtype=object), format=fmt).to_numpy()
-        return parsed if len(parsed) else parsed.astype("datetime64[us]")
+        return _datetimes(kind, raw, nulls)
     return _strings(raw, nulls)
 
 
+def _datetimes(kind: str, raw: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    """ISO dates and timestamps (Linkis writes ``2026-12-01 10:00:00.0``) as datetime64[us]."""
+    filled = np.where(nulls, "NaT", raw) if nulls.any() else raw
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy only warns about time zones it drops
+            return filled.astype("datetime64[us]")
+    except (ValueError, TypeError, Warning):
+        values = np.where(nulls, None, raw)  # type: ignore[call-overload]
+        fmt = "%Y-%m-%d" if kind == "date" else "ISO8601"
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), format=fmt)
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        return parsed.to_numpy().astype("datetime64[us]")
+
+
 def _strings(raw: np.ndarray, nulls: np.ndarray | None = None) -> np.ndarray:
+    """Text values, NULL as None; a copy, so the page's other cells can be freed."""
     nulls = raw == NULL if nulls is None else nulls
-    return np.where(nulls, None, raw) if nulls.any() else raw  # type: ignore[call-overload]
+    return np.where(nulls, None, raw) if nulls.any() else raw.copy()  # type: ignore[call-overload]
 
 
 # --------------------------------------------------------------------------- tables
