@@ -76,7 +76,14 @@ def _run_gateway(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         engine_idle_timeout=args.engine_idle_timeout,
     )
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        print(
+            f"linkis-magic gateway: cannot listen on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     print(f"Linkis gateway listening on {server.url}", flush=True)
     print(f"WebSocket: {server.ws_url}", flush=True)
     print(f"Data dir: {server.data_dir}", flush=True)
@@ -88,7 +95,8 @@ def _run_gateway(args: argparse.Namespace) -> int:
 def _login_hint(server: Any) -> str:
     """How to log in, naming where the secrets are, never the secrets themselves."""
     user = server.credentials.user
-    if server.auth.credentials_path.exists():
+    saved = server.auth.read_credentials()
+    if saved is not None and saved.user == user and saved.password:
         return (
             f"Log in as user {user!r}: password and token are in {server.auth.credentials_path}"
             " (POST /api/rest_j/v1/user/login, or Token-User/Token-Code headers)"

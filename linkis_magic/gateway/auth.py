@@ -235,7 +235,7 @@ class Auth:
         ``credentials.json`` (0600) in the data dir.
         """
         env = os.environ if env is None else env
-        saved = self._read_credentials()
+        saved = self.read_credentials()
         name = (env.get("LINKIS_USER") or (saved.user if saved else "") or _os_user()).lower()
         env_password = env.get("LINKIS_PASSWORD") or None
         env_token = env.get("LINKIS_TOKEN") or None
@@ -258,7 +258,8 @@ class Auth:
             self._write_credentials(Credentials(name, password, token), env)
         return Credentials(name, password, token)
 
-    def _read_credentials(self) -> Credentials | None:
+    def read_credentials(self) -> Credentials | None:
+        """The generated bootstrap credentials stored in the data dir, if any."""
         try:
             raw = json.loads(self.credentials_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -125,3 +125,12 @@ def test_start_embedded_is_started_once(tmp_path: Path, monkeypatch: Any) -> Non
     finally:
         first.stop()
         monkeypatch.setattr(gateway_package, "_embedded", None)
+
+
+def test_a_busy_port_is_a_clear_error(gateway: Any, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "linkis_magic.cli", "gateway", "--port", str(gateway.port)]
+    cmd += ["--data-dir", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{gateway.port}" in done.stderr
+    assert "Traceback" not in done.stderr
