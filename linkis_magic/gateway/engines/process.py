@@ -451,7 +451,8 @@ class EngineProcess:
                     self._hand_over(event)
         assert self.proc is not None
         code = self.proc.wait()
-        self.loop.call_soon_threadsafe(self._exited, code)
+        with contextlib.suppress(RuntimeError):  # the gateway's loop is already closed
+            self.loop.call_soon_threadsafe(self._exited, code)
 
     def _hand_over(self, event: dict[str, Any]) -> None:
         with self._pending_lock:
