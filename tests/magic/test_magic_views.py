@@ -5,9 +5,12 @@ The same views are driven by real jobs on the embedded gateway in test_magic_gat
 
 from __future__ import annotations
 
+import base64
 import io
+import struct
 import threading
 import time
+import zlib
 
 import pandas as pd
 import pytest
@@ -17,6 +20,20 @@ from linkis_magic.protocol import JobStatus, ProgressInfo
 from linkis_magic.results import ResultSet
 from linkis_magic.views import JobView, TextView, Throttle, format_elapsed, leveled_lines
 
+
+def _png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height)))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+PNG = _png(2, 2)
 ERR = "2026-12-01 10:00:02.000 ERROR boom <b>bold</b>"
 INFO = "2026-12-01 10:00:01.000 INFO starting"
 TRACE = "  at line 3"
@@ -155,6 +172,7 @@ def test_background_view_shows_results_and_cancel_kills(
         ResultSet(0, "table", frame, truncated=True),
         ResultSet(1, "text", "plain words"),
         ResultSet(2, "html", "<i>hi</i>"),
+        ResultSet(3, "picture", PNG),
     ]
     view = JobView(job, background=True, interval=0.05)
     view.show()
@@ -165,8 +183,8 @@ def test_background_view_shows_results_and_cancel_kills(
     assert view.cancel.disabled
 
     job.update(status=JobStatus.SUCCEED, progress=1.0)
-    wait_until(lambda: len(view.results.outputs) == 4)
-    caption, table, text, page = view.results.outputs
+    wait_until(lambda: len(view.results.outputs) == 5)
+    caption, table, text, page, picture = view.results.outputs
     assert (
         "table 1: 3 rows × 1 columns (first 3 rows; the result has more"
         in caption["data"]["text/plain"]
@@ -174,6 +192,7 @@ def test_background_view_shows_results_and_cancel_kills(
     assert "<table" in table["data"]["text/html"]
     assert text["data"]["text/plain"] == "plain words"
     assert page["data"]["text/html"] == "<i>hi</i>"
+    assert base64.b64decode(picture["data"]["image/png"]) == PNG
     assert list(comm_of(view.results).updates("outputs")[-1]) == list(view.results.outputs)
 
 
