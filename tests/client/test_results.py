@@ -235,3 +235,23 @@ def test_result_set_repr_is_short() -> None:
     assert repr(rs) == (
         "ResultSet(index=0, kind='table', size=(1000, 1), truncated=False, path='/r/_0.dolphin')"
     )
+
+
+def test_timestamps_with_offsets_become_utc_and_odd_dates_stay_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = table_frame([("t", "timestamp")], [["2026-12-01 10:00:00+02:00"], ["NULL"]])
+    with caplog.at_level(logging.WARNING, logger="linkis_magic.results"):
+        odd = table_frame([("d", "date")], [["2026/12/01"]])
+
+    assert df["t"][0] == pd.Timestamp("2026-12-01 08:00:00") and pd.isna(df["t"][1])
+    assert odd["d"].tolist() == ["2026/12/01"]
+    assert "does not parse as date" in caplog.text and "\n" not in caplog.text.strip()
+
+
+def test_string_columns_do_not_keep_whole_pages_alive() -> None:
+    builder = TableBuilder([("n", "int"), ("s", "string"), ("big", "int")])
+    builder.add_page([["1", "x", "2"]])
+
+    chunk = builder._cols[1].chunks[0]
+    assert chunk.base is None or chunk.base.shape == chunk.shape
