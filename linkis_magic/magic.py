@@ -636,6 +636,8 @@ def _settle(job: Job, seconds: float = SETTLE_SECONDS) -> None:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register %%linkis and %linkis and the ``LinkisMagic`` configurable."""
+    if id(ipython) in _LOADED:
+        return
     settings = LinkisMagic(parent=ipython)
     magics = LinkisMagics(ipython, settings)
     ipython.register_magics(magics)

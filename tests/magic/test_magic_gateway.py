@@ -477,3 +477,12 @@ def test_a_wrong_typed_password_is_asked_again(
     assert magics(shell).client is None
     assert cell(shell, "shell --quiet", "true") is None
     assert magics(shell).client is not None
+
+
+def test_loading_twice_keeps_one_set_of_magics(shell: InteractiveShell) -> None:
+    from linkis_magic import load_ipython_extension
+
+    first = magics(shell)
+    load_ipython_extension(shell)
+    assert magics(shell) is first
+    assert [type(c).__name__ for c in shell.configurables].count("LinkisMagic") == 1
