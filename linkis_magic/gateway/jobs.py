@@ -99,6 +99,8 @@ class JobRequest:
     source: dict[str, Any]
     labels: dict[str, Any]
     params: dict[str, Any]
+    queuing_timeout: float | None = None
+    running_timeout: float | None = None
 
 
 @dataclass(eq=False)
@@ -125,7 +127,10 @@ class Job:
     push_handle: asyncio.Handle | None = None
     last_push: float = 0.0
     kill_requested: bool = False
+    stop_status: JobStatus = JobStatus.CANCELLED
+    stop_reason: str | None = None
     kill_timer: asyncio.TimerHandle | None = None
+    timeout_timer: asyncio.TimerHandle | None = None
     done: asyncio.Future[None] | None = None
     log_file: IO[str] | None = None
 
@@ -283,6 +288,8 @@ class JobManager:
                 20009, f"Label params invalid: the engine type {engine[:100]!r} is not a name"
             )
         return JobRequest(
+            queuing_timeout=_seconds(labels, "jobQueuingTimeout"),
+            running_timeout=_seconds(labels, "jobRunningTimeout"),
             engine=engine,
             engine_label=engine_label,
             creator=creator,
@@ -406,6 +413,7 @@ class JobManager:
             slot.idle_timer.cancel()
             slot.idle_timer = None
         slot.queue.append(job)
+        self._arm_timeout(job, "jobQueuingTimeout", job.request.queuing_timeout)
         if slot.runner is None or slot.runner.done():
             slot.runner = self.loop.create_task(self._serve(slot))
         elif slot.current is not None or len(slot.queue) > 1:
@@ -467,6 +475,7 @@ class JobManager:
             return
 
         self.set_status(job, JobStatus.RUNNING)
+        self._arm_timeout(job, "jobRunningTimeout", job.request.running_timeout)
         self.store.update(job.task_id, started_ms=now_ms())
         job.result_dir.mkdir(parents=True, exist_ok=True)
         proc.execute(
@@ -526,7 +535,7 @@ class JobManager:
             elif kind == "done":
                 status = JobStatus.parse(event.get("status", "Failed"))
                 if job.kill_requested and status is not JobStatus.SUCCEED:
-                    status = JobStatus.CANCELLED
+                    status = job.stop_status
                 error = str(event.get("error") or "")
                 self.finish(job, status, error or None, ERR_ENGINE_FAILED if error else None)
 
@@ -540,7 +549,7 @@ class JobManager:
         if job is None or job.status.is_terminal or job.status is not JobStatus.RUNNING:
             return
         if job.kill_requested:
-            self.finish(job, JobStatus.CANCELLED)
+            self.finish(job, job.stop_status)
         else:
             self.finish(
                 job,
@@ -555,19 +564,39 @@ class JobManager:
         """Stop the job for real; it ends Cancelled."""
         if job.status.is_terminal or job.kill_requested:
             return
-        job.kill_requested = True
         self.write_log(job, "WARN", f"The job was killed by {by}")
+        self._stop(job, JobStatus.CANCELLED)
+
+    def _arm_timeout(self, job: Job, label: str, seconds: float | None) -> None:
+        if job.timeout_timer is not None:
+            job.timeout_timer.cancel()
+            job.timeout_timer = None
+        if seconds:
+            job.timeout_timer = self.loop.call_later(seconds, self._time_out, job, label, seconds)
+
+    def _time_out(self, job: Job, label: str, seconds: float) -> None:
+        job.timeout_timer = None
+        if job.status.is_terminal or job.kill_requested:
+            return
+        job.stop_reason = f"The job reached its {label} of {seconds:g} s"
+        self.write_log(job, "ERROR", job.stop_reason)
+        self._stop(job, JobStatus.TIMEOUT)
+
+    def _stop(self, job: Job, final: JobStatus) -> None:
+        """Take a job off its queue or make its engine cancel it; it ends ``final``."""
+        job.kill_requested = True
+        job.stop_status = final
         if job.status is not JobStatus.RUNNING:
             slot = self.slots.get((job.user, job.creator, job.engine))
             if slot is not None and job in slot.queue:
                 slot.queue.remove(job)
                 self._push_waiting(slot)
-            self.finish(job, JobStatus.CANCELLED)
+            self.finish(job, final)
             return
         slot = self.slots.get((job.user, job.creator, job.engine))
         proc = slot.process if slot is not None else None
         if proc is None or not proc.alive:
-            self.finish(job, JobStatus.CANCELLED)
+            self.finish(job, final)
             return
         proc.cancel(job.job_id)
         job.kill_timer = self.loop.call_later(self.options.kill_grace, self._force_kill, job, proc)
@@ -607,8 +636,9 @@ class JobManager:
         """End the job: error log, final progress, terminal status, history row."""
         if job.status.is_terminal:
             return
-        if job.kill_timer is not None:
-            job.kill_timer.cancel()
+        for timer in (job.kill_timer, job.timeout_timer):
+            if timer is not None:
+                timer.cancel()
         if error:
             self.write_log(job, "ERROR", error)
         self.write_log(
@@ -628,7 +658,7 @@ class JobManager:
             progress=1.0,
             progress_info_json=job.progress_info,
             err_code=err_code if status is JobStatus.FAILED else None,
-            err_desc=_err_desc(error) if status is JobStatus.FAILED else None,
+            err_desc=_err_desc(error or job.stop_reason) if status.is_terminal else None,
             ended_ms=ended,
             updated_ms=ended,
         )
@@ -830,6 +860,20 @@ def read_log_file(path: Path) -> tuple[list[str], list[str]]:
 
 def _path_of_uri(uri: str) -> Path:
     return Path(uri[len("file://") :]) if uri.startswith("file://") else Path(uri)
+
+
+def _seconds(labels: Mapping[str, Any], key: str) -> float | None:
+    """A timeout label in seconds (None when absent); RequestError when it is not a number."""
+    value = labels.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(20009, f"Label params invalid: {key} must be seconds") from None
+    if not (0 < seconds < 10**9):
+        raise RequestError(20009, f"Label params invalid: {key} must be positive seconds")
+    return seconds
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -101,3 +101,32 @@ async def test_a_second_socket_can_kill_and_then_follows_the_job(
         assert await ws.wait_status(task_id, timeout=5) == "Cancelled"
     finally:
         await other.conn.close()
+
+
+def submit_with_labels(http: httpx.Client, code: str, creator: str, **labels: str) -> int:
+    body = p.build_submit_body(code, "python", "python", user="alice", creator=creator)
+    body["labels"].update(labels)
+    reply = http.post("/entrance/submit", json=body).json()
+    assert reply["status"] == 0, reply
+    return int(reply["data"]["taskID"])
+
+
+async def test_running_and_queuing_timeouts_end_jobs_timeout(
+    ws: RawSocket, http: httpx.Client
+) -> None:
+    started = time.monotonic()
+    running = submit_with_labels(
+        http, "import time\ntime.sleep(30)", "timeouts", jobRunningTimeout="1"
+    )
+    queued = submit_with_labels(http, "x = 1", "timeouts", jobQueuingTimeout="0.3")
+    assert await ws.wait_status(queued, timeout=10) == "Timeout"
+    assert await ws.wait_status(running, timeout=10) == "Timeout"
+    assert time.monotonic() - started < 8
+    statuses = [f["data"]["status"] for f in ws.job_frames(queued) if "/status" in f["method"]]
+    assert "Running" not in statuses
+    task = http.get(f"/jobhistory/{running}/get").json()["data"]["task"]
+    assert task["status"] == "Timeout" and "jobRunningTimeout of 1 s" in task["errDesc"]
+
+    body = p.build_submit_body("x = 1", "python", "python", user="alice")
+    body["labels"]["jobRunningTimeout"] = "soon"
+    assert http.post("/entrance/submit", json=body).json()["data"]["errorMsg"]["errCode"] == 20009
