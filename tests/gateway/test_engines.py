@@ -175,3 +175,11 @@ def test_load_engine_class_names_the_engines() -> None:
         load_engine_class("hive")
     assert load_engine_class("python").name == "python"
     assert p.JobStatus.CANCELLED.is_terminal
+
+
+async def test_user_code_reading_stdin_cannot_steal_engine_commands(ws: RawSocket) -> None:
+    code = "import sys, os\nprint(repr(sys.stdin.read()), repr(os.read(0, 100)))"
+    task_id, status = await run(ws, code, creator="stdin")
+    assert status == "Succeed" and "INFO '' b''" in ws.job_log(task_id)
+    task_id, status = await run(ws, "print('next job runs')", creator="stdin")
+    assert status == "Succeed" and "next job runs" in ws.job_log(task_id)

@@ -250,7 +250,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     channel = EventChannel(os.fdopen(args.event_fd, "wb", buffering=0))
-    stdin = sys.stdin.buffer
+    stdin = _take_commands_stream()
     try:
         raw = json.loads(stdin.readline() or b"{}")
         settings = EngineSettings(
@@ -284,6 +284,16 @@ def child_main(argv: Sequence[str] | None = None) -> int:
         engine.close()
     channel.close()
     return 0
+
+
+def _take_commands_stream() -> IO[bytes]:
+    """The command pipe (fd 0) moved to a private fd; user code reading stdin gets /dev/null."""
+    commands = os.fdopen(os.dup(0), "rb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    return commands
 
 
 def _read_commands(
