@@ -32,6 +32,17 @@ class _LineWriter(io.TextIOBase):
         self._parts: list[str] = []
         self.text: list[str] = []
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "strict"
+
+    def isatty(self) -> bool:
+        return False
+
     def writable(self) -> bool:
         return True
 
