@@ -5,9 +5,9 @@ says what to install. Decisions an operator should know:
 
 - One SparkSession per engine process, that is per user and creator. It starts with the first job,
   from the ``spark.*`` keys of the startup configuration the process was started with, over these
-  defaults: ``spark.master=local[2]``, no UI, ``spark.sql.shuffle.partitions=4``, the driver bound
-  to 127.0.0.1 when the master is local, the warehouse under the data dir. Other startup keys are
-  named in an INFO line and not used.
+  defaults: ``spark.master=local[2]``, no UI, ``spark.sql.shuffle.partitions=4``; when the master
+  is local, also the driver bound to 127.0.0.1, the warehouse under the data dir and this Python
+  for UDF workers. Other startup keys are named in an INFO line and not used.
 - A job whose startup configuration differs from the running session's runs on that session; the
   engine process logs a WARN line naming the keys not applied. Restarting would lose the session's
   temporary views and Python state; the keys apply when the engine next starts (after its idle
@@ -1011,9 +1011,9 @@ class SparkEngine(Engine):
             ctx.log("INFO", f"startup keys the spark engine does not use: {', '.join(unused)}")
         conf = dict(DEFAULTS)
         conf["spark.app.name"] = f"linkis-magic {self.settings.user}/{self.settings.creator}"
-        conf["spark.sql.warehouse.dir"] = str(self._work_dir() / "warehouse")
         conf.update({k: v for k, v in startup.items() if k.startswith("spark.")})
-        if conf["spark.master"].startswith("local"):
+        if _is_local(conf):
+            conf.setdefault("spark.sql.warehouse.dir", str(self._work_dir() / "warehouse"))
             for key, value in LOCAL_DEFAULTS.items():
                 conf.setdefault(key, value)
         return conf
@@ -1029,9 +1029,9 @@ class SparkEngine(Engine):
         return path
 
     def _start_session(self, conf: Mapping[str, str]) -> SparkSession:
-        if conf["spark.master"].startswith("local"):
+        if _is_local(conf):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder
@@ -1094,6 +1094,10 @@ class SparkEngine(Engine):
         except Exception as exc:
             logger.debug("removing the log appender failed: %s", exc)
         self._appender = None
+
+
+def _is_local(conf: Mapping[str, str]) -> bool:
+    return conf["spark.master"].startswith("local")
 
 
 def _compile_cell(code: str, filename: str) -> tuple[Any, Any]:

@@ -367,6 +367,26 @@ def test_pyspark_last_expression_and_show_become_tables(engine: SparkEngine) -> 
 
 
 @spark
+def test_session_takes_startup_keys_over_quiet_local_defaults(engine: SparkEngine) -> None:
+    ctx = run(
+        engine,
+        "conf = sc.getConf()\n"
+        "keys = ['spark.sql.shuffle.partitions', 'spark.ui.enabled', 'spark.driver.host']\n"
+        "print(sc.master, *[conf.get(k) for k in keys])",
+        "py",
+    )
+
+    assert ctx.results == [("text", "local[2] 3 false 127.0.0.1\n")]
+
+
+@spark
+def test_python_functions_run_on_spark_workers(engine: SparkEngine) -> None:
+    ctx = run(engine, "sc.parallelize(range(10), 2).map(lambda x: x * x).sum()", "py")
+
+    assert ctx.results == [("text", "285\n")]
+
+
+@spark
 def test_pyspark_state_lives_between_jobs_and_pandas_frames_are_tables(
     engine: SparkEngine,
 ) -> None:
