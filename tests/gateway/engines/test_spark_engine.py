@@ -27,6 +27,10 @@ from linkis_magic.gateway.engines.spark import (
     statement_preview,
 )
 
+# Whichever Spark test runs first starts the module's SparkSession: 15-30 s on an idle 2-core
+# machine, minutes on a busy one.
+pytestmark = pytest.mark.timeout(360)
+
 _ids = itertools.count(1)
 
 
@@ -211,7 +215,6 @@ spark = pytest.mark.spark
 
 
 @spark
-@pytest.mark.timeout(180)
 def test_aggregation_reports_stage_progress_and_its_result(engine: SparkEngine) -> None:
     ctx = run(engine, "select count(*) as n, sum(id) as s from range(0, 2000000, 1, 6)")
 
@@ -325,7 +328,6 @@ def test_spark_warnings_reach_the_job_log_at_warn(engine: SparkEngine) -> None:
 
 
 @spark
-@pytest.mark.timeout(180)
 def test_killed_query_ends_cancelled_and_the_session_runs_the_next_job(
     engine: SparkEngine,
 ) -> None:
@@ -411,7 +413,6 @@ def test_pyspark_error_shows_the_user_traceback_only(engine: SparkEngine) -> Non
 
 
 @spark
-@pytest.mark.timeout(60)
 def test_killed_python_loop_is_interrupted_and_the_namespace_survives(
     engine: SparkEngine, tmp_path: Path
 ) -> None:
@@ -430,7 +431,6 @@ def test_killed_python_loop_is_interrupted_and_the_namespace_survives(
 
 
 @spark
-@pytest.mark.timeout(120)
 def test_close_stops_the_session_and_the_next_job_starts_a_new_one(engine: SparkEngine) -> None:
     from pyspark import SparkContext
 
