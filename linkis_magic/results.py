@@ -6,6 +6,7 @@ exists twice as Python strings. No HTTP here: the client hands in a function tha
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -37,6 +38,9 @@ _KIND_BY_TYPE: dict[str, Kind] = {
 }
 
 NULL = "NULL"
+
+# Pages at least this long are converted in a worker thread.
+_THREAD_ROWS = 1000
 
 _INT = re.compile(r"^(int|integer|bigint|long|smallint|short|tinyint|byte)\b", re.I)
 _FLOAT = re.compile(r"^(float|double|real)\b", re.I)
@@ -323,25 +327,37 @@ async def read_result_set(
     count = 0
     truncated = False
     page = 1
-    while True:
-        data = await fetch(path, page, size)
-        rows = data.get("fileContent")
-        rows = rows if isinstance(rows, list) else []
-        if kind is None:
-            kind = _KIND_BY_TYPE.get(str(data.get("type")), "text")
-            if kind == "table":
-                builder = TableBuilder(parse_columns(data.get("metadata")))
-        if limit is not None and count + len(rows) > limit:
-            rows = rows[: limit - count]
-            truncated = True
-        if builder is not None:
-            builder.add_page(rows)
-        else:
-            lines.extend(_text_row(r) for r in rows)
-        count += len(rows)
-        if truncated or len(data.get("fileContent") or []) < size:
-            break
-        page += 1
+    # The next page is asked for before this one is converted, so the server prepares it
+    # while this process converts (in a worker thread, leaving the loop free to read it).
+    pending: asyncio.Future[Mapping[str, Any]] | None = asyncio.ensure_future(
+        fetch(path, page, size)
+    )
+    try:
+        while pending is not None:
+            data = await pending
+            pending = None
+            rows = data.get("fileContent")
+            rows = rows if isinstance(rows, list) else []
+            if kind is None:
+                kind = _KIND_BY_TYPE.get(str(data.get("type")), "text")
+                if kind == "table":
+                    builder = TableBuilder(parse_columns(data.get("metadata")))
+            if limit is not None and count + len(rows) > limit:
+                rows = rows[: limit - count]
+                truncated = True
+            elif len(rows) >= size:
+                page += 1
+                pending = asyncio.ensure_future(fetch(path, page, size))
+            if builder is None:
+                lines.extend(_text_row(r) for r in rows)
+            elif len(rows) >= _THREAD_ROWS:
+                await asyncio.to_thread(builder.add_page, rows)
+            else:
+                builder.add_page(rows)
+            count += len(rows)
+    finally:
+        if pending is not None:
+            pending.cancel()
 
     if builder is not None:
         return ResultSet(index, "table", builder.frame(), truncated, path, builder.columns)
