@@ -183,3 +183,9 @@ async def test_user_code_reading_stdin_cannot_steal_engine_commands(ws: RawSocke
     assert status == "Succeed" and "INFO '' b''" in ws.job_log(task_id)
     task_id, status = await run(ws, "print('next job runs')", creator="stdin")
     assert status == "Succeed" and "next job runs" in ws.job_log(task_id)
+
+
+async def test_jobs_run_in_the_users_work_dir(gateway: Any, ws: RawSocket) -> None:
+    task_id, status = await run(ws, "import os\nprint(os.getcwd())", creator="cwd")
+    assert status == "Succeed"
+    assert f"INFO {gateway.data_dir / 'work' / 'alice'}\n" in ws.job_log(task_id)

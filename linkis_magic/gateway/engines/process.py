@@ -366,6 +366,9 @@ class EngineProcess:
         """Spawn the process; ``ready`` resolves to None when it can take jobs, else an error."""
         read_fd, write_fd = os.pipe()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        workdir = self.workdir
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("LINKIS_PASSWORD", None)
@@ -388,7 +391,7 @@ class EngineProcess:
                     pass_fds=(write_fd,),
                     start_new_session=True,
                     env=env,
-                    cwd=self.settings.data_dir or None,
+                    cwd=workdir,
                 )
         finally:
             os.close(write_fd)
@@ -405,6 +408,13 @@ class EngineProcess:
                 "data_dir": self.settings.data_dir,
             }
         )
+
+    @property
+    def workdir(self) -> Path | None:
+        """Where the engine's jobs run: ``work/<user>`` under the data dir."""
+        if not self.settings.data_dir:
+            return None
+        return Path(self.settings.data_dir) / "work" / self.settings.user
 
     @property
     def key_text(self) -> str:
