@@ -96,8 +96,8 @@ async def test_a_lone_log_line_is_pushed_at_once(ws: RawSocket) -> None:
     received = time.monotonic()
     printed = float(frame["data"]["log"][2].split(" stamp ")[1].split()[0])
     emitted = frame["data"][p.EMIT_STAMP_KEY]
-    assert emitted - printed < 0.2
-    assert received - printed < 0.3
+    assert emitted - printed < 0.5
+    assert received - printed < 0.6
     statuses = [f for f in ws.job_frames(task_id) if f["method"].endswith("/status")]
     assert statuses[-1]["data"]["status"] == "Running"
     assert await ws.wait_status(task_id) == "Succeed"
