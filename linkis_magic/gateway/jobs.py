@@ -47,6 +47,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,98}$")
 
 SCRIPT_MARK = "*" * 36 + "SCRIPT CODE" + "*" * 36
 
+# One log entry keeps at most this many characters; a log push carries at most about twice
+# LOG_FRAME_CHARS (each line is in its bucket and in "all"), far below clients' frame limits.
+LOG_ENTRY_CHARS = 256 * 1024
+LOG_FRAME_CHARS = 512 * 1024
+
 STATUS_MESSAGE = "Get the status of the task successfully(获取任务状态成功)"
 PROGRESS_MESSAGE = "return the schedule information (返回进度信息!)"
 LOG_MESSAGE = "Return log information(返回日志信息)"
@@ -685,6 +690,9 @@ class JobManager:
         level = level if level in p.LOG_LEVELS else level.upper()
         if level not in p.LOG_LEVELS:
             level = "INFO"
+        if len(message) > LOG_ENTRY_CHARS:
+            cut = len(message) - LOG_ENTRY_CHARS
+            message = message[:LOG_ENTRY_CHARS] + f" ... ({cut} more characters not logged)"
         text = self._stamp(level) + message
         physical = text.split("\n")
         job.lines.extend(physical)
@@ -713,6 +721,7 @@ class JobManager:
         return prefix
 
     def flush_logs(self, job: Job) -> None:
+        """Push the job's pending log entries, in frames of at most ``LOG_FRAME_CHARS``."""
         if job.push_handle is not None:
             job.push_handle.cancel()
             job.push_handle = None
@@ -722,7 +731,18 @@ class JobManager:
         if job.log_file is not None:
             job.log_file.flush()
         job.last_push = time.monotonic()
-        buckets = {"ERROR": [], "WARN": [], "INFO": []}  # type: dict[str, list[str]]
+        chunk: list[tuple[str, str]] = []
+        size = 0
+        for entry in entries:
+            if chunk and size + len(entry[1]) > LOG_FRAME_CHARS:
+                self._push_log_frame(job, chunk)
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += len(entry[1]) + 1
+        self._push_log_frame(job, chunk)
+
+    def _push_log_frame(self, job: Job, entries: list[tuple[str, str]]) -> None:
+        buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
         for level, text in entries:
             buckets[level].append(text + "\n")
         every = "".join(text + "\n" for _level, text in entries)

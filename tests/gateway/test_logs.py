@@ -135,3 +135,14 @@ async def test_socket_status_and_progress_pulls(ws: RawSocket) -> None:
         )
     )
     assert progress["data"]["progress"] == 1.0
+
+
+async def test_huge_log_output_is_split_into_bounded_frames(ws: RawSocket) -> None:
+    code = "print('a' * 400_000)\nfor i in range(20):\n    print(str(i) * 60_000)"
+    _e, task_id = await ws.execute(code)
+    assert await ws.wait_status(task_id) == "Succeed"
+    frames = [f for f in ws.job_frames(task_id) if f["method"].endswith("/log")]
+    assert max(len(f["data"]["log"][3]) for f in frames) <= 600 * 1024
+    text = "".join(f["data"]["log"][3] for f in frames)
+    assert "more characters not logged" in text
+    assert "19" * 30_000 in text
