@@ -304,6 +304,7 @@ class BaseView:
         with self._lock:
             self.render()
             self._throttle.renders += 1
+        self.finished()
 
     def _stop(self) -> None:
         if self._unsubscribe is not None:
@@ -325,6 +326,7 @@ class BaseView:
             self._closed = True
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self.finished()
         self._finish_background()
         return False
 
@@ -341,6 +343,9 @@ class BaseView:
 
     def _display(self) -> None:
         raise NotImplementedError
+
+    def finished(self) -> None:
+        """Called once when the view stops following the job."""
 
     def render(self) -> None:
         """Draw the job's current state."""
@@ -403,18 +408,26 @@ class JobView(BaseView):
         self.cancel.on_click(self._on_cancel)
         self.level.observe(self._on_level, names="value")
         self._log_key: tuple[str, int] = ("", -1)
+        self._handle: Any = None
         self.render()
 
     def _display(self) -> None:
         from IPython.display import display
 
-        display(self.panel)
+        self._handle = display(self.panel, display_id=True)
+
+    def finished(self) -> None:
+        # Saved notebooks and frontends without widgets keep the plain-text line: make it final.
+        if self._handle is not None:
+            self._handle.update(self.panel)
 
     def summary(self) -> str:
         """One line for frontends without widgets."""
         job = self.job
         task = f" taskID {job.task_id}" if job.task_id is not None else ""
-        return f"Linkis {job.engine}/{job.run_type} execID {job.exec_id}{task}: {job.status}"
+        elapsed = format_elapsed(elapsed_seconds(job))
+        tail = f" ({elapsed})" if elapsed and job.done else ""
+        return f"Linkis {job.engine}/{job.run_type} execID {job.exec_id}{task}: {job.status}{tail}"
 
     def _on_cancel(self, button: Any) -> None:
         if self.job.done:

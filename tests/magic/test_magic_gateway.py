@@ -121,6 +121,14 @@ def test_a_python_cell_returns_its_table_and_the_view_shows_the_job(ip: Interact
     assert any("Succeed" in v for v in view.status.comm.updates("value"))
     texts = [o.get("text/plain", "") for o in outputs(ip)]
     assert "table 1: 3 rows × 2 columns" in texts
+    publisher = ip.display_pub
+    assert isinstance(publisher, CapturingDisplayPublisher)
+    updates = [o for o in publisher.outputs if o["update"]]
+    assert updates, "the view's display was never updated"
+    assert updates[-1]["data"]["text/plain"].startswith(
+        f"Linkis python/python execID {job.exec_id}"
+    )
+    assert ": Succeed (" in updates[-1]["data"]["text/plain"]
 
 
 def test_variables_come_from_v_then_the_namespace_and_the_code_is_sent_as_written(
