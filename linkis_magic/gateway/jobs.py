@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -390,7 +391,8 @@ class JobManager:
             "INFO",
             "Your job's execution code is (after variable substitution and code check) ",
         )
-        self.write_log(job, "INFO", f"{SCRIPT_MARK}\n{code.rstrip(chr(10))}\n{SCRIPT_MARK}")
+        script = code.rstrip("\n")
+        self.write_log(job, "INFO", f"{SCRIPT_MARK}\n{script}\n{SCRIPT_MARK}")
         self.write_log(
             job,
             "INFO",
@@ -623,10 +625,11 @@ class JobManager:
         self.push_status(job)
 
     def set_progress(self, job: Job, progress: object, info: Iterable[Any]) -> None:
-        try:
-            value = min(max(float(progress), 0.0), 1.0)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        if not isinstance(progress, int | float) or isinstance(progress, bool):
             return
+        if not math.isfinite(progress):
+            return
+        value = min(max(float(progress), 0.0), 1.0)
         job.progress = value
         job.progress_info = [dict(i) for i in info if isinstance(i, Mapping)]
         self.push_progress(job)

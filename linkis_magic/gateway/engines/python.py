@@ -149,8 +149,9 @@ def _compile(code: str) -> tuple[CodeType | None, CodeType | None]:
     tree = ast.parse(code, _CELL, "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last_expr = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
-        last = compile(last_expr, _CELL, "eval")
+        final = tree.body.pop()
+        assert isinstance(final, ast.Expr)
+        last = compile(ast.Expression(final.value), _CELL, "eval")
     body = compile(tree, _CELL, "exec") if tree.body else None
     return body, last
 
