@@ -457,7 +457,31 @@ class _Run:
     statement: int = 0
     statements: int = 1
     out: io.StringIO = field(default_factory=io.StringIO)
-    err: io.StringIO = field(default_factory=io.StringIO)
+    partial: dict[str, str] = field(default_factory=dict)
+
+    def write_out(self, text: str) -> int:
+        """stdout of the job's code: kept for a text result set, and logged at INFO by line."""
+        self.out.write(text)
+        self._log_lines("INFO", text)
+        return len(text)
+
+    def write_err(self, text: str) -> int:
+        """stderr of the job's code: logged at WARN by line."""
+        self._log_lines("WARN", text)
+        return len(text)
+
+    def end_lines(self) -> None:
+        """Log what was written after the last newline."""
+        for level, rest in self.partial.items():
+            if rest:
+                self.ctx.log(level, rest)
+        self.partial.clear()
+
+    def _log_lines(self, level: str, text: str) -> None:
+        *lines, rest = (self.partial.get(level, "") + text).split("\n")
+        self.partial[level] = rest
+        for line in lines:
+            self.ctx.log(level, line)
 
     def interrupt(self) -> bool:
         """Raise _JobCancelled in the job's thread if it is running user code."""
@@ -484,16 +508,16 @@ class _Run:
 class _ThreadRouter(io.TextIOBase):
     """A stand-in for sys.stdout or sys.stderr that sends a job thread's writes to the job."""
 
-    def __init__(self, original: TextIO, pick: Callable[[_Run], io.StringIO]) -> None:
+    def __init__(self, original: TextIO, write: Callable[[_Run, str], int]) -> None:
         self.original = original
-        self._pick = pick
+        self._write = write
         self.runs: dict[int, _Run] = {}
 
     def write(self, text: str) -> int:
         run = self.runs.get(threading.get_ident())
         if run is None:
             return self.original.write(text)
-        return self._pick(run).write(text)
+        return self._write(run, text)
 
     def flush(self) -> None:
         if threading.get_ident() not in self.runs:
@@ -501,7 +525,14 @@ class _ThreadRouter(io.TextIOBase):
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.original, "encoding", "utf-8")
+        return getattr(self.original, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "errors", None) or "strict"
+
+    def writable(self) -> bool:
+        return True
 
     def isatty(self) -> bool:
         return False
@@ -950,14 +981,14 @@ class SparkEngine(Engine):
         elif type(value).__name__ == "Series" and hasattr(value, "to_frame"):
             self.show(value.to_frame())
         else:
-            run.out.write(repr(value) + "\n")
+            run.write_out(repr(value) + "\n")
 
     def _route_output(self, run: _Run) -> None:
         if self._stdout is None or sys.stdout is not self._stdout:
-            self._stdout = _ThreadRouter(sys.stdout, lambda r: r.out)
+            self._stdout = _ThreadRouter(sys.stdout, _Run.write_out)
             sys.stdout = self._stdout
         if self._stderr is None or sys.stderr is not self._stderr:
-            self._stderr = _ThreadRouter(sys.stderr, lambda r: r.err)
+            self._stderr = _ThreadRouter(sys.stderr, _Run.write_err)
             sys.stderr = self._stderr
         self._stdout.runs[run.thread_id] = run
         self._stderr.runs[run.thread_id] = run
@@ -968,11 +999,7 @@ class SparkEngine(Engine):
                 router.runs.pop(run.thread_id, None)
 
     def _flush_output(self, ctx: JobContext, run: _Run) -> None:
-        err = run.err.getvalue()
-        if err:
-            run.err.seek(0)
-            run.err.truncate()
-            ctx.log("WARN", err.rstrip("\n"))
+        run.end_lines()
         out = run.out.getvalue()
         if out:
             run.out.seek(0)

@@ -350,8 +350,10 @@ def test_killed_query_ends_cancelled_and_the_session_runs_the_next_job(
 def test_pyspark_last_expression_and_show_become_tables(engine: SparkEngine) -> None:
     ctx = run(
         engine,
+        "import sys\n"
         "df = spark.range(3).selectExpr('id', 'id * 10 as tens')\n"
         "print('before')\n"
+        "print('careful', file=sys.stderr)\n"
         "show(spark.sql('select 7 as seven'))\n"
         "print('after')\n"
         "df.where('id > 0')",
@@ -361,6 +363,7 @@ def test_pyspark_last_expression_and_show_become_tables(engine: SparkEngine) -> 
     kinds = [kind for kind, _ in ctx.results]
     assert kinds == ["text", "table", "text", "table"]
     assert ctx.results[0][1] == "before\n" and ctx.results[2][1] == "after\n"
+    assert {"before", "after"} <= set(ctx.lines("INFO")) and "careful" in ctx.lines("WARN")
     assert ctx.tables()[0][1] == [["7"]]
     assert ctx.tables()[1] == (
         [Column("id", "bigint"), Column("tens", "bigint")],
