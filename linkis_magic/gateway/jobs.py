@@ -87,6 +87,8 @@ class GatewayOptions:
     log_push_interval: float = 0.025
     kill_grace: float = 1.5
     stop_grace: float = 3.0
+    # More engines, or other classes for the built-in names: name -> "module:Class".
+    engines: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,6 +179,7 @@ class JobManager:
         self.instance = instance
         self.loop = loop
         self.options = options
+        self.engine_classes = {**ENGINE_CLASSES, **options.engines}
         self.jobs: dict[str, Job] = {}
         self.slots: dict[tuple[str, str, str], EngineSlot] = {}
         self.sockets: dict[str, set[Subscriber]] = {}
@@ -404,11 +407,12 @@ class JobManager:
     def enqueue(self, job: Job) -> None:
         """Announce the job (Inited) and queue it for its engine."""
         self.push_status(job)
-        if job.engine not in ENGINE_CLASSES:
+        if job.engine not in self.engine_classes:
             self.finish(
                 job,
                 JobStatus.FAILED,
-                f"Unknown engine {job.engine!r}; the engines there are: {engine_names()}",
+                f"Unknown engine {job.engine!r}; the engines there are: "
+                f"{engine_names(self.engine_classes)}",
                 ERR_UNKNOWN_ENGINE,
             )
             return
@@ -513,7 +517,10 @@ class JobManager:
             data_dir=str(self.data_dir),
         )
         log_path = self.data_dir / "engines" / user / f"{creator}_{engine}.log"
-        proc = EngineProcess(engine, settings, self.loop, self._on_events, self._on_exit, log_path)
+        target = self.engine_classes[engine]
+        proc = EngineProcess(
+            engine, target, settings, self.loop, self._on_events, self._on_exit, log_path
+        )
         proc.start()
         slot.process = proc
         self._slot_of_process[id(proc)] = slot

@@ -51,11 +51,17 @@ DEFAULT_RUN_TYPES: dict[str, str] = {"python": "python", "shell": "shell", "spar
 _LOG_BATCH = 5000
 
 
-def load_engine_class(name: str) -> type[Engine]:
+def load_engine_class(name: str, registry: Mapping[str, str] | None = None) -> type[Engine]:
     """The Engine subclass registered as ``name``; raises EngineError when it cannot be loaded."""
-    target = ENGINE_CLASSES.get(name)
+    table = ENGINE_CLASSES if registry is None else registry
+    target = table.get(name)
     if target is None:
-        raise EngineError(f"Unknown engine {name!r}; the engines there are: {engine_names()}")
+        raise EngineError(f"Unknown engine {name!r}; the engines there are: {engine_names(table)}")
+    return load_class(name, target)
+
+
+def load_class(name: str, target: str) -> type[Engine]:
+    """The Engine subclass at ``module:Class``; EngineError says why it is not available."""
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -67,8 +73,8 @@ def load_engine_class(name: str) -> type[Engine]:
     return cls
 
 
-def engine_names() -> str:
-    return ", ".join(sorted(ENGINE_CLASSES))
+def engine_names(registry: Mapping[str, str] | None = None) -> str:
+    return ", ".join(sorted(ENGINE_CLASSES if registry is None else registry))
 
 
 # =========================================================================== child side
@@ -244,6 +250,7 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of an engine process."""
     parser = argparse.ArgumentParser(prog="linkis_magic.gateway.engines.process")
     parser.add_argument("--engine", required=True)
+    parser.add_argument("--engine-class", default=None, help="module:Class (default: registry)")
     parser.add_argument("--event-fd", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -259,7 +266,10 @@ def child_main(argv: Sequence[str] | None = None) -> int:
             startup=dict(raw.get("startup") or {}),
             data_dir=str(raw.get("data_dir", "")),
         )
-        engine = load_engine_class(args.engine)(settings)
+        if args.engine_class:
+            engine = load_class(args.engine, args.engine_class)(settings)
+        else:
+            engine = load_engine_class(args.engine)(settings)
     except BaseException as exc:
         text = str(exc) if isinstance(exc, EngineError) else traceback.format_exc()
         channel.send({"type": "fatal", "error": text})
@@ -335,6 +345,7 @@ class EngineProcess:
     def __init__(
         self,
         engine: str,
+        target: str,
         settings: EngineSettings,
         loop: asyncio.AbstractEventLoop,
         on_events: Callable[[EngineProcess, list[dict[str, Any]]], None],
@@ -342,6 +353,7 @@ class EngineProcess:
         log_path: Path,
     ) -> None:
         self.engine = engine
+        self.target = target
         self.settings = settings
         self.loop = loop
         self.on_events = on_events
@@ -382,6 +394,8 @@ class EngineProcess:
                         "linkis_magic.gateway.engines.process",
                         "--engine",
                         self.engine,
+                        "--engine-class",
+                        self.target,
                         "--event-fd",
                         str(write_fd),
                     ],
