@@ -44,7 +44,7 @@ async def test_progress_is_pushed_while_running_with_progress_info(
         {"id": "stage-1", "succeedTasks": 2, "failedTasks": 0, "runningTasks": 1, "totalTasks": 4}
     ]
     assert progress[-1]["progressInfo"][0]["succeedTasks"] == 4
-    event = p.parse_frame([f for f in frames if f["method"].endswith("/progress")][0])
+    event = p.parse_frame(next(f for f in frames if f["method"].endswith("/progress")))
     assert isinstance(event, p.ProgressUpdate) and event.progress_info[0].total_tasks == 4
 
 
