@@ -186,9 +186,12 @@ def _convert(kind: str, raw: np.ndarray) -> Any:
             raise ValueError(f"{raw[~known][0]!r} is not true or false")
         return BooleanArray(truth, nulls)
     if kind == "decimal":
-        return np.array(
-            [None if n else Decimal(v) for v, n in zip(raw, nulls, strict=True)], dtype=object
-        )
+        any_null = nulls.any()
+        out = np.empty(len(raw), dtype=object)
+        out[:] = list(map(Decimal, np.where(nulls, "0", raw) if any_null else raw))
+        if any_null:
+            out[nulls] = None
+        return out
     if kind in ("date", "timestamp"):
         return _datetimes(kind, raw, nulls)
     return _strings(raw, nulls)
@@ -254,7 +257,11 @@ class TableBuilder:
 def _grid(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray:
     """Rows as a 2-D object array of strings, short rows padded with NULL, long ones cut."""
     grid = np.empty((len(rows), width), dtype=object)
-    if all(isinstance(r, list) and len(r) == width for r in rows):
+    try:
+        lengths = set(map(len, rows))
+    except TypeError:
+        lengths = set()
+    if lengths == {width} and not any(isinstance(r, str | bytes | dict) for r in rows[:1]):
         grid[:, :] = rows
         return grid
     logger.debug("ragged result rows; padding them to %d columns", width)
