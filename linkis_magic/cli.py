@@ -88,6 +88,13 @@ def _run_gateway(args: argparse.Namespace) -> int:
     print(f"WebSocket: {server.ws_url}", flush=True)
     print(f"Data dir: {server.data_dir}", flush=True)
     print(_login_hint(server), flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"Warning: listening on {args.host} makes the gateway reachable from other machines "
+            "over plain HTTP; put it behind TLS or keep it on 127.0.0.1.",
+            file=sys.stderr,
+            flush=True,
+        )
     server.serve_forever()
     return 0
 
