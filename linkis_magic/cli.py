@@ -19,7 +19,8 @@ _OPTIONAL_COMMANDS = ("linkis_magic.kernelspecs",)
 Subparsers = Any  # argparse's _SubParsersAction, which typeshed keeps private
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(optional: bool = True) -> argparse.ArgumentParser:
+    """The command's parser; ``optional=False`` leaves out the commands of other modules."""
     parser = argparse.ArgumentParser(
         prog="linkis-magic", description="Jupyter magic, kernel and embedded gateway for Linkis"
     )
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for register in (_add_gateway, _add_demo):
         register(sub)
-    for module_name in _OPTIONAL_COMMANDS:
+    for module_name in _OPTIONAL_COMMANDS if optional else ():
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -40,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The gateway must start fast: other modules' commands (and their imports) are not loaded
+    # when the command line names one of ours.
+    ours = bool(set(argv[:3]) & {"gateway", "demo"})
+    args = build_parser(optional=not ours).parse_args(argv)
     logging.basicConfig(
         level=str(args.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
