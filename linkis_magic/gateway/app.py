@@ -150,7 +150,7 @@ class LinkisHandler(tornado.web.RequestHandler):
             return {}
         try:
             body = json.loads(self.request.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self.reply(p.MessageStatus.ERROR, f"The request body is not valid JSON: {exc}", {})
             return None
         if not isinstance(body, dict):
@@ -698,7 +698,7 @@ class EntranceSocket(tornado.websocket.WebSocketHandler):
             return
         try:
             frame = json.loads(message)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             log.debug("ignoring a frame that is not JSON: %s", exc)
             self.send(p.build_message(None, 1, f"The message is not valid JSON: {exc}", {}))
             return

@@ -178,3 +178,58 @@ async def test_frames_beyond_the_hard_limit_close_only_that_socket(
         await still_serving(other)
     finally:
         await other.conn.close()
+
+
+WEIRD_DATA: list[Any] = [
+    [],
+    "text",
+    42,
+    None,
+    {"executeApplicationName": ["python"], "executionCode": "print(1)"},
+    {"executeApplicationName": "python", "executionCode": {"code": 1}},
+    {"executeApplicationName": "python", "executionCode": "x", "params": []},
+    {"executeApplicationName": "python", "executionCode": "x", "params": {"variable": [1]}},
+    {"executeApplicationName": "python", "executionCode": "x", "params": {"configuration": 5}},
+    {"executeApplicationName": "python", "executionCode": "x", "labels": "spark"},
+    {"executionContent": "x", "labels": {"engineType": "python"}},
+    {"executionContent": {"code": "x", "runType": 7}, "labels": {"engineType": 3}},
+    {"executionContent": {"code": "x"}, "labels": {"engineType": "python", "userCreator": 5}},
+    {"executeApplicationName": "python-", "executionCode": "x", "requestApplicationName": 9},
+    {"executeApplicationName": "\u0000", "executionCode": "x"},
+]
+
+
+async def test_weird_shapes_never_break_the_socket(ws: RawSocket) -> None:
+    for data in WEIRD_DATA:
+        await ws.send({"method": p.EXECUTE_METHOD, "websocketTag": 5, "data": data})
+        reply = await ws.recv()
+        assert set(reply) == {"method", "status", "message", "data"}
+        if reply["status"] == 0:
+            await ws.wait_status(reply["data"]["taskID"])
+    for method in (
+        5,
+        [],
+        {"a": 1},
+        "/api/rest_j/v1/entrance//status",
+        "/api/rest_j/v1/entrance/ /kill",
+    ):
+        await ws.send({"method": method, "data": {}})
+        assert (await ws.recv())["status"] != 0
+    await ws.send("[" * 100_000)
+    assert (await ws.recv())["status"] == 1
+    await still_serving(ws)
+
+
+def test_weird_shapes_never_break_rest(http: httpx.Client) -> None:
+    for data in WEIRD_DATA:
+        for op in ("execute", "submit"):
+            reply = http.post(f"/entrance/{op}", json=data)
+            assert reply.status_code in (200, 400), (op, data, reply.text)
+            body = reply.json()
+            assert set(body) == {"method", "status", "message", "data"}
+    reply = http.post("/entrance/submit", content=b"[" * 100_000)
+    assert reply.status_code == 400
+    for path in ("/entrance/%00/status", "/entrance/a%2Fb/log", "/jobhistory/0/get"):
+        assert http.get(path).status_code in (400, 403, 404)
+    assert http.get("/filesystem/openFile", params={"path": "\u0000"}).json()["status"] == 1
+    assert http.get("/filesystem/getDirFileTrees").json()["status"] == 1
