@@ -68,17 +68,35 @@ def _add_gateway(sub: Subparsers) -> None:
         default=600.0,
         help="seconds an idle engine process lives (600)",
     )
+    cmd.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="NAME=MODULE:CLASS",
+        help="add or replace an engine (an Engine subclass importable by engine processes)",
+    )
     cmd.set_defaults(func=_run_gateway)
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
     from linkis_magic.gateway.app import GatewayServer
 
+    engines = {}
+    for spec in args.engine:
+        name, sep, target = spec.partition("=")
+        if not sep or ":" not in target or not name.strip():
+            print(
+                f"linkis-magic gateway: --engine wants NAME=MODULE:CLASS, not {spec!r}",
+                file=sys.stderr,
+            )
+            return 2
+        engines[name.strip().lower()] = target.strip()
     server = GatewayServer(
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
         engine_idle_timeout=args.engine_idle_timeout,
+        engines=engines,
     )
     try:
         server.start()

@@ -134,3 +134,27 @@ def test_a_busy_port_is_a_clear_error(gateway: Any, tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{gateway.port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_engine_option_registers_an_engine(gateway_process: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    gw = gateway_process(extra_args=("--engine", "progress=progress_engine:ProgressEngine"))
+    with httpx.Client(base_url=gw.url + V1) as client:
+        client.post("/user/login", json={"userName": gw.user, "password": gw.password})
+        body = {
+            "executeApplicationName": "progress",
+            "executionCode": "steps 2",
+            "runType": "steps",
+        }
+        exec_id = client.post("/entrance/execute", json=body).json()["data"]["execID"]
+        wait_for(
+            lambda: client.get(f"/entrance/{exec_id}/status").json()["data"]["status"] == "Succeed"
+        )
+    bad = subprocess.run(
+        [sys.executable, "-m", "linkis_magic.cli", "gateway", "--engine", "nonsense"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "NAME=MODULE:CLASS" in bad.stderr
