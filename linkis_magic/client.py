@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import random
 import re
@@ -769,7 +770,7 @@ class AsyncLinkisClient:
             job.task_id = task_id
         self._register(job)
         job.wake.set()
-        job.emit(ExecuteAccepted(exec_id, task_id, job.tag))
+        job.emit(ExecuteAccepted(job.exec_id or exec_id, job.task_id, job.tag))
 
     def _register(self, job: AsyncJob) -> None:
         if job.exec_id is not None:
@@ -783,6 +784,10 @@ class AsyncLinkisClient:
     def _apply(
         self, job: AsyncJob, event: StatusChanged | ProgressUpdate | LogLines | WaitingSize
     ) -> None:
+        if job.exec_id is not None and event.exec_id != job.exec_id:
+            # One job, several spellings (legacy and REST execIDs, waitingSize's own form):
+            # subscribers see the job's.
+            event = dataclasses.replace(event, exec_id=job.exec_id)
         if isinstance(event, StatusChanged):
             if job.set_status(event.status):
                 job.emit(event)

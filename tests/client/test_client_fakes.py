@@ -81,6 +81,7 @@ async def test_socket_mode_execute_replies_and_queue_position(fake_socket: FakeL
         waiting = [e for e in snaps.events if isinstance(e, p.WaitingSize)]
         assert len(accepted) <= 1 and job.exec_id == fake_socket.jobs[job.task_id].exec_id
         assert len(waiting) == 1 and waiting[0].task_id == job.task_id
+        assert all(e.exec_id == job.exec_id for e in snaps.events if hasattr(e, "exec_id"))
         assert job.waiting_size is None
         executes = [f for f in fake_socket.frames if f["method"] == p.EXECUTE_METHOD]
         assert len(executes) == 1 and executes[0]["websocketTag"] == job.tag
