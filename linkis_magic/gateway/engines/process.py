@@ -48,7 +48,8 @@ ENGINE_CLASSES: dict[str, str] = {
 # The run type a job gets when its request names none.
 DEFAULT_RUN_TYPES: dict[str, str] = {"python": "python", "shell": "shell", "spark": "sql"}
 
-_LOG_BATCH = 5000
+_LOG_BATCH = 2000  # log lines per event the child writes
+_DRAIN_EVENTS = 2  # events the gateway takes per loop callback
 
 
 def load_engine_class(name: str, registry: Mapping[str, str] | None = None) -> type[Engine]:
@@ -496,9 +497,17 @@ class EngineProcess:
             with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self._drain)
 
-    def _drain(self) -> None:
+    def _drain(self, everything: bool = False) -> None:
+        """Hand pending events over, a few at a time so that one busy job cannot hold the loop."""
         with self._pending_lock:
-            events, self._pending = self._pending, []
+            if everything:
+                events, self._pending = self._pending, []
+            else:
+                events = self._pending[:_DRAIN_EVENTS]
+                del self._pending[:_DRAIN_EVENTS]
+            more = bool(self._pending)
+        if more:
+            self.loop.call_soon(self._drain)
         if not events:
             return
         for event in events:
@@ -510,7 +519,7 @@ class EngineProcess:
         self.on_events(self, events)
 
     def _exited(self, code: int) -> None:
-        self._drain()
+        self._drain(everything=True)
         self.exit_code = code
         log.info("%s engine process %s exited with %s", self.engine, self.pid, code)
         if not self.ready.done():
