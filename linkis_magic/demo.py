@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 QUICKSTART = NOTEBOOKS_DIR / "01-quickstart.ipynb"
-DEMO_OUTPUT = REPO_ROOT / "build" / "demo"
+# In a clone the demo writes under build/ (ignored by git); installed from a wheel, under the cwd.
+IN_CLONE = NOTEBOOKS_DIR.is_dir()
+DEMO_OUTPUT = REPO_ROOT / "build" / "demo" if IN_CLONE else Path("linkis-magic-demo")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Lines of a table's text/plain form to print (a header and its first rows).
@@ -222,11 +224,18 @@ def run_demo(
 ) -> int:
     """Execute ``notebook`` against a fresh embedded gateway and print what it shows.
 
-    Returns 0 when every cell ran, 1 when one failed. The executed notebook is written to
-    ``output_dir`` either way.
+    Returns 0 when every cell ran, 1 when one failed, 2 when there is no such notebook. The
+    executed notebook is written to ``output_dir`` either way.
     """
     from nbclient.exceptions import CellExecutionError
 
+    if not notebook.is_file():
+        print(
+            f"no notebook at {notebook}: pass the path of one (the demo notebooks are in the "
+            "notebooks/ folder of the linkis-magic repository)",
+            file=sys.stderr,
+        )
+        return 2
     # The client reads /progress before a job has any, which Linkis answers with HTTP 400.
     logging.getLogger("tornado.access").setLevel(logging.ERROR)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -286,7 +295,7 @@ def lab_command(root_dir: Path, extra: Sequence[str] = ()) -> list[str]:
 
 
 def run_lab(
-    root_dir: Path = NOTEBOOKS_DIR, data_dir: Path | None = None, extra: Sequence[str] = ()
+    root_dir: Path | None = None, data_dir: Path | None = None, extra: Sequence[str] = ()
 ) -> int:
     """Serve JupyterLab on loopback; its kernels share one gateway.
 
@@ -294,6 +303,7 @@ def run_lab(
     gateway starts (data in ``data_dir``, a temporary dir if None) and the kernels get its URL and
     a login through the environment.
     """
+    root_dir = root_dir or (NOTEBOOKS_DIR if IN_CLONE else Path.cwd())
     if os.environ.get("LINKIS_GATEWAY"):
         print(f"Kernels will use LINKIS_GATEWAY={os.environ['LINKIS_GATEWAY']}", flush=True)
         return _serve_lab(root_dir, dict(os.environ), extra)
