@@ -354,6 +354,15 @@ class AsyncLinkisClient:
         if task_id is not None:
             with contextlib.suppress(LinkisError):
                 self._describe(job, await self._task_record(task_id))
+        try:
+            await self._read_status(job)
+        except ServerError as exc:
+            raise ServerError(
+                f"cannot attach to job {exec_id}: {exc.message}",
+                status=exc.status,
+                err_code=exc.err_code,
+                method=exc.method,
+            ) from None
         self._jobs.append(job)
         self._register(job)
         job.log_due = True

@@ -13,7 +13,7 @@ from conftest import FAST, async_wait_until
 
 from linkis_magic import protocol as p
 from linkis_magic.client import AsyncLinkisClient
-from linkis_magic.errors import AuthError, JobCancelled, JobError
+from linkis_magic.errors import AuthError, JobCancelled, JobError, ServerError
 from linkis_magic.jobs import AsyncJob
 from linkis_magic.protocol import JobStatus
 
@@ -298,3 +298,11 @@ async def test_rejected_submission_fails_the_job_with_the_servers_reason(gateway
         ok = await client.submit("print('still fine')", engine="python")
         await ok.wait(60)
         assert "still fine" in ok.logs.info
+
+
+async def test_attach_to_an_unknown_job_is_a_clear_error(gateway: Any) -> None:
+    async with client_for(gateway) as client:
+        with pytest.raises(ServerError, match="cannot attach to job"):
+            await client.attach("030615IDEpython127.0.0.1:1IDE_alice_python_999999", 999999)
+
+        assert client.jobs == []
