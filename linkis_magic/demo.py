@@ -224,11 +224,14 @@ def run_demo(
 ) -> int:
     """Execute ``notebook`` against a fresh embedded gateway and print what it shows.
 
-    Returns 0 when every cell ran, 1 when one failed, 2 when there is no such notebook. The
-    executed notebook is written to ``output_dir`` either way.
+    Returns 0 when every cell ran, 1 when one failed, 2 when it cannot start (no such notebook,
+    no nbclient). The executed notebook is written to ``output_dir`` either way.
     """
-    from nbclient.exceptions import CellExecutionError
-
+    try:
+        from nbclient.exceptions import CellExecutionError
+    except ImportError:
+        print("the demo runs notebooks with nbclient: pip install nbclient", file=sys.stderr)
+        return 2
     if not notebook.is_file():
         print(
             f"no notebook at {notebook}: pass the path of one (the demo notebooks are in the "
