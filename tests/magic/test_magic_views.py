@@ -183,7 +183,7 @@ def test_background_view_shows_results_and_cancel_kills(
     assert view.cancel.disabled
 
     job.update(status=JobStatus.SUCCEED, progress=1.0)
-    wait_until(lambda: len(view.results.outputs) == 5)
+    wait_until(lambda: not view._throttle.running)  # the results are shown, their messages sent
     caption, table, text, page, picture = view.results.outputs
     assert (
         "table 1: 3 rows × 1 columns (first 3 rows; the result has more"
