@@ -117,11 +117,14 @@ def _first_line(code: str) -> str:
     return ""
 
 
-def magic_cell_language(code: str, cursor_pos: int) -> str:
+def magic_cell_language(
+    code: str, cursor_pos: int, engine: str = "spark", run_type: str | None = None
+) -> str:
     """The language at the cursor in a cell that starts with a magic.
 
     Below a ``%%linkis [ENGINE [RUN_TYPE]]`` line it is the runType's language (``sql``,
-    ``python``, ``bash`` ...); everywhere else it is ``python``, which IPython completes.
+    ``python``, ``bash`` ...), where a line that names no engine means ``engine`` and
+    ``run_type``; everywhere else it is ``python``, which IPython completes.
     """
     first = _first_line(code)
     line_end = code.find("\n", code.find(first))
@@ -133,9 +136,13 @@ def magic_cell_language(code: str, cursor_pos: int) -> str:
         options = parse_cell_line(first[len("%%linkis") :])
     except UsageError:
         return "python"
-    engine = options.engine or "spark"
-    run_type = options.run_type or default_run_type(engine)
-    return str(language_info_for(run_type)["name"])
+    if options.run_type:
+        cell_run_type = options.run_type
+    elif options.engine is None and run_type:
+        cell_run_type = run_type
+    else:
+        cell_run_type = default_run_type(options.engine or engine)
+    return str(language_info_for(cell_run_type)["name"])
 
 
 def is_linkis_cell(code: str) -> bool:
@@ -328,7 +335,19 @@ class LinkisKernel(IPythonKernel):
             self.shell.extension_manager.load_extension("linkis_magic")
         except Exception:
             log.exception("cannot load the linkis_magic extension")
+        self._default_magic_engine()
         log.info("Linkis kernel started: cells run as %s %s", self.engine, self.run_type)
+
+    def _default_magic_engine(self) -> None:
+        """Make the kernel's engine and runType those of ``%%linkis`` lines that name none."""
+        from .magic import loaded_magics
+
+        assert self.shell is not None
+        magics = loaded_magics(self.shell)
+        if magics is None or magics.settings_config.default_engine is not None:
+            return
+        magics.settings_config.default_engine = self.engine
+        magics.settings_config.default_run_type = self.run_type
 
     @property
     def banner(self) -> str:  # type: ignore[override]
@@ -411,7 +430,10 @@ class LinkisKernel(IPythonKernel):
     async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
         """Complete: SQL keywords in SQL, IPython's completer in Python and magics, else none."""
         cursor = len(code) if cursor_pos is None else cursor_pos
-        language = self._language if is_linkis_cell(code) else magic_cell_language(code, cursor)
+        if is_linkis_cell(code):
+            language = self._language
+        else:
+            language = magic_cell_language(code, cursor, self.engine, self.run_type)
         try:
             if language == "python":
                 return dict(await _resolved(super().do_complete(code, cursor)))

@@ -68,11 +68,11 @@ def test_python_cells_run_on_linkis_and_keep_their_names_between_cells(
 
 
 @pytest.mark.timeout(120)
-def test_o_dataframe_lives_in_the_kernel_where_local_cells_use_it(
+def test_o_dataframe_of_a_linkis_line_on_the_kernels_engine_lives_in_the_kernel(
     python_kernel: LinkisKernelSession,
 ) -> None:
     made = python_kernel.execute(
-        "%%linkis python python -o df\nimport pandas as pd\npd.DataFrame({'a': [1, 2, 3]})"
+        "%%linkis -o df\nimport pandas as pd\npd.DataFrame({'a': [1, 2, 3]})"
     )
     used = python_kernel.execute("%%local\nint(df['a'].sum())")
 
@@ -137,6 +137,16 @@ def test_shutdown_kills_the_kernels_background_jobs(gateway: Any, tmp_path: Path
         session.shutdown()
 
     assert wait_until(lambda: job_status(gateway, exec_id) == "Cancelled", timeout=5)
+
+
+@pytest.mark.timeout(120)
+def test_kernel_settings_take_config_magic(python_kernel: LinkisKernelSession) -> None:
+    before = python_kernel.execute("%%local\nget_ipython().kernel.kill_on_shutdown")
+    python_kernel.execute("%config LinkisKernel.kill_on_shutdown = False")
+    after = python_kernel.execute("%%local\nget_ipython().kernel.kill_on_shutdown")
+
+    assert before.data("execute_result") == ["True"]
+    assert after.data("execute_result") == ["False"]
 
 
 @pytest.mark.timeout(120)

@@ -146,3 +146,9 @@ def test_the_language_below_a_linkis_line_is_its_run_types(
     code: str, cursor: int, language: str
 ) -> None:
     assert magic_cell_language(code, cursor) == language
+
+
+def test_a_linkis_line_without_engine_means_the_kernels_engine() -> None:
+    assert magic_cell_language("%%linkis -o df\npri", 18, "python", "python") == "python"
+    assert magic_cell_language("%%linkis\nec", 11, "shell", "shell") == "bash"
+    assert magic_cell_language("%%linkis spark\nsel", 18, "python", "python") == "sql"
