@@ -611,13 +611,10 @@ class _Monitor:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
-        while True:
-            stopping = self._stop.is_set()
+        self._tick()
+        while not self._stop.wait(self.interval):
             self._tick()
-            if stopping or self._stop.wait(self.interval):
-                if not stopping:
-                    self._tick()
-                return
+        self._tick()
 
     def _tick(self) -> None:
         try:
