@@ -604,6 +604,7 @@ class FaultProxy(LoopbackServer):
         self.logins = 0
         self.client_frames: list[str] = []
         self.drop_methods: set[str] = set()
+        self.largest_frame = 0
 
     def make_app(self) -> tornado.web.Application:
         args = {"proxy": self}
@@ -722,6 +723,7 @@ class ProxySocket(tornado.websocket.WebSocketHandler):
         if message is None:
             self.close(1011, "upstream closed")
             return
+        self.proxy.largest_frame = max(self.proxy.largest_frame, len(message))
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
             self.write_message(message, binary=isinstance(message, bytes))
 

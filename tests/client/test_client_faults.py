@@ -155,17 +155,21 @@ async def test_oversized_frame_drops_the_socket_and_the_job_still_ends_whole(
         assert job.logs.all == whole
 
 
-async def test_large_frame_within_the_limit_is_read(
+async def test_large_frames_within_the_limit_are_read(
     gateway: Any, make_proxy: Callable[[str], FaultProxy]
 ) -> None:
     proxy = make_proxy(gateway.url)
-    code = "print('x' * 1_500_000)\nprint('after the big line')"
+    code = (
+        "import sys\n"
+        "sys.stdout.write(''.join(f'{i:06d} ' + 'x' * 90 + '\\n' for i in range(20000)))"
+    )
     async with through(proxy, gateway) as client:
         job = await client.submit(code, engine="python")
         await job.wait(60)
 
-        assert "after the big line" in job.logs.info and proxy.upgrades == 1
-        assert max(len(line) for line in job.logs.all.splitlines()) > 1_500_000
+        numbers = [ln.split(" INFO ", 1)[1][:6] for ln in job.logs.all.splitlines() if "xxxx" in ln]
+        assert numbers == [f"{i:06d}" for i in range(20000)]
+        assert proxy.upgrades == 1 and proxy.largest_frame > 200_000
 
 
 async def test_gateway_error_frame_makes_the_client_reconnect(
