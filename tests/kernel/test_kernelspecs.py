@@ -213,3 +213,15 @@ def test_cli_refuses_two_destinations_and_unknown_names(tmp_path: Path) -> None:
     assert unknown.returncode == 1
     assert "unknown kernelspec linkis_r" in unknown.stderr
     assert not (tmp_path / "share" / "jupyter" / "kernels").exists()
+
+
+def test_cli_user_install_goes_to_the_users_jupyter_directory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JUPYTER_")}
+    env.update({"HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")})
+
+    installed = linkis_magic_cli("kernel", "install", "--user", "linkis_shell", env=env)
+
+    assert installed.returncode == 0, installed.stderr
+    spec = home / ".local" / "share" / "jupyter" / "kernels" / "linkis_shell" / "kernel.json"
+    assert json.loads(spec.read_text())["display_name"] == "Linkis Shell"
