@@ -515,7 +515,12 @@ def _kill_unfinished(jobs: list[Any], settle: float = SHUTDOWN_KILL_WAIT) -> Non
 
 
 def _local_with_arguments(line: str, cell: str) -> None:
-    """``%%local`` alone on its line is handled before IPython sees it; this is the misuse."""
+    """%%local: run the cell in this kernel's own Python instead of on Linkis.
+
+    Put ``%%local`` (or ``%%python``) alone on the cell's first line; the kernel runs the rest
+    here, where ``%%linkis -o`` DataFrames live. IPython calls this function only when the line
+    has arguments, which ``%%local`` does not take.
+    """
     raise UsageError(
         f"%%local takes no arguments (got {line.strip()!r}): put it alone on the first line"
     )

@@ -116,7 +116,7 @@ def test_interrupt_kills_the_remote_job_and_the_cell_raises_keyboard_interrupt(
 
     python_kernel.km.interrupt_kernel()
 
-    assert wait_until(lambda: job_status(gateway, exec_id) == "Cancelled", timeout=2)
+    assert wait_until(lambda: job_status(gateway, exec_id) == "Cancelled", timeout=5)
     done = cell.finish(timeout=30)
     assert done.status == "error"
     assert done.reply["ename"] == "KeyboardInterrupt"
