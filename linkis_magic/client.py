@@ -1005,6 +1005,7 @@ class AsyncLinkisClient:
         log_interval, next_log = opts["log_gap"], 0.0
         progress_interval, next_progress = opts["progress_gap"], 0.0
         status_interval, next_status = opts["status_gap"] / 2, 0.0
+        poll_interval = opts["poll_interval"]
         while not job.done:
             if job.status.is_terminal:
                 await self._finalize(job)
@@ -1016,8 +1017,15 @@ class AsyncLinkisClient:
                 if self._ws is None:
                     if now >= next_poll or job.log_due:
                         job.log_due = False
-                        await self._poll(job)
-                        next_poll = time.monotonic() + opts["poll_interval"]
+                        changed = await self._poll(job)
+                        # Queued jobs change rarely: poll them less as they wait.
+                        queued = job.status in _QUEUED and not changed
+                        poll_interval = (
+                            min(poll_interval * 2, opts["max_gap"])
+                            if queued
+                            else opts["poll_interval"]
+                        )
+                        next_poll = time.monotonic() + poll_interval
                 else:
                     if job.log_due or (
                         self.transport == "auto"
@@ -1072,11 +1080,15 @@ class AsyncLinkisClient:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(job.wake.wait(), _TICK)
 
-    async def _poll(self, job: AsyncJob) -> None:
-        await self._read_status(job)
-        await self._read_log(job)
+    async def _poll(self, job: AsyncJob) -> bool:
+        """REST-only following: status, and while running the log and progress."""
+        changed = await self._read_status(job)
         if job.status is JobStatus.RUNNING:
-            await self._read_progress(job)
+            changed = await self._read_log(job) > 0 or changed
+            changed = await self._read_progress(job) or changed
+        elif not job.logs.lines:
+            changed = await self._read_log(job) > 0 or changed
+        return changed
 
     def _job_params(self, job: AsyncJob) -> dict[str, Any]:
         return {"taskID": job.task_id} if job.task_id is not None else {}
