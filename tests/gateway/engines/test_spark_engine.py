@@ -320,6 +320,19 @@ def test_statement_error_fails_with_spark_message_and_no_java_stack(engine: Spar
 
 
 @spark
+def test_failed_task_fails_the_job_with_spark_message_and_error_lines(engine: SparkEngine) -> None:
+    ctx = RecordingContext("select assert_true(id < 3) from range(0, 5, 1, 1)")
+    with pytest.raises(EngineError) as raised:
+        engine.execute(ctx)
+
+    message = str(raised.value)
+    assert message.startswith("statement 1 failed: ") and "(id < 3)" in message
+    assert "\tat " not in message and "Driver stacktrace" not in message
+    errors = ctx.lines("ERROR")
+    assert any(line.startswith(("Executor:", "TaskSetManager:")) for line in errors), errors
+
+
+@spark
 def test_spark_warnings_reach_the_job_log_at_warn(engine: SparkEngine) -> None:
     ctx = run(engine, "select max(r) from (select row_number() over (order by id) r from range(9))")
 
