@@ -21,6 +21,11 @@ says what to install. Decisions an operator should know:
   one progressInfo entry per stage. Spark's WARN and ERROR lines come from a log4j appender on a
   file that each job tails while it runs, so a line goes to whichever job is running when Spark
   writes it.
+- Results: each SQL statement that yields columns is one table result set; in PySpark, the value
+  of the last expression and ``show(df)`` (Spark or pandas). Types get Hive's names (int, bigint,
+  decimal(p,s)...; array, map and struct with their values in Hive's text form), binary values are
+  read as UTF-8. At most the row limit plus one row is fetched: one collect up to
+  ``collect_rows``, beyond that a stream, partition by partition.
 """
 
 from __future__ import annotations
