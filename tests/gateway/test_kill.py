@@ -130,3 +130,21 @@ async def test_running_and_queuing_timeouts_end_jobs_timeout(
     body = p.build_submit_body("x = 1", "python", "python", user="alice")
     body["labels"]["jobRunningTimeout"] = "soon"
     assert http.post("/entrance/submit", json=body).json()["data"]["errorMsg"]["errCode"] == 20009
+
+
+async def test_a_job_that_ignores_the_interrupt_is_killed_with_its_process(ws: RawSocket) -> None:
+    code = (
+        "import os, time\nprint(os.getpid())\n"
+        "while True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass"
+    )
+    exec_id, task_id = await ws.execute(code, creator="stubborn")
+    await wait_running(ws, task_id)
+    started = time.monotonic()
+    await ws.send(p.build_job_frame(exec_id, "kill"))
+    assert await ws.wait_status(task_id, timeout=10) == "Cancelled"
+    assert time.monotonic() - started < 5
+    assert "its process is killed" in ws.job_log(task_id)
+
+    _e, task_id = await ws.execute("print('a new engine')", creator="stubborn")
+    assert await ws.wait_status(task_id) == "Succeed"
+    assert "Starting a new python engine" in ws.job_log(task_id)
