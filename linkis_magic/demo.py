@@ -169,7 +169,7 @@ def _output_lines(output: Mapping[str, Any], state: Mapping[str, Any]) -> list[s
 def widget_lines(model_id: str, state: Mapping[str, Any]) -> list[str]:
     """The text a widget tree shows, in order: HTML and labels as text, progress as a percent.
 
-    Multi-line text (a log) is cut to its line count and its last line.
+    A log (preformatted text) is cut to its line count and its last line.
     """
     lines: list[str] = []
     for model in _walk(model_id, state, set()):
@@ -211,8 +211,10 @@ def _visible_text(markup: str) -> list[str]:
     text = html.unescape(_TAG.sub(" ", markup.replace("</tr>", "\n")))
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
-    if len(lines) > 3:
+    if "<pre" in markup and len(lines) > 1:  # a log: its size and where it ended
         return [f"({len(lines)} lines, the last: {lines[-1]})"]
+    if len(lines) > TABLE_HEAD_LINES:
+        return [*lines[:TABLE_HEAD_LINES], f"... ({len(lines) - TABLE_HEAD_LINES} more lines)"]
     return lines
 
 

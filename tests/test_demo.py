@@ -37,7 +37,10 @@ def _model(name: str, **state: Any) -> dict[str, Any]:
 
 def test_widget_lines_read_the_final_view_and_skip_hidden_widgets() -> None:
     state = {
-        "root": _model("VBoxModel", children=["IPY_MODEL_head", "IPY_MODEL_row", "IPY_MODEL_log"]),
+        "root": _model(
+            "VBoxModel",
+            children=["IPY_MODEL_head", "IPY_MODEL_row", "IPY_MODEL_stages", "IPY_MODEL_log"],
+        ),
         "head": _model(
             "HTMLModel", value="<b>Linkis</b> spark / sql &middot; taskID <code>7</code>"
         ),
@@ -46,6 +49,7 @@ def test_widget_lines_read_the_final_view_and_skip_hidden_widgets() -> None:
         "pct": _model("LabelModel", value="50%"),
         "btn": _model("HTMLModel", value="Cancel", layout="IPY_MODEL_hidden"),
         "hidden": {"model_name": "LayoutModel", "state": {"display": "none"}},
+        "stages": _model("HTMLModel", value="<table><tr><td>stage-1</td><td>4</td></tr></table>"),
         "log": _model(
             "HTMLModel", value="<pre>" + "\n".join(f"line {i}" for i in range(9)) + "</pre>"
         ),
@@ -56,6 +60,7 @@ def test_widget_lines_read_the_final_view_and_skip_hidden_widgets() -> None:
     assert lines == [
         "Linkis spark / sql · taskID 7",
         "progress bar 50%",
+        "stage-1 4",
         "(9 lines, the last: line 8)",
     ]
 
