@@ -276,17 +276,17 @@ def go_snippet(go: Path) -> str:
     )
 
 
-class BareReader:
-    """``python -m bench.bare_reader`` following one job; see that module."""
+class Child:
+    """``python -m MODULE ARGS...`` of this package: its stdout read line by line."""
 
-    def __init__(self, gw: BenchGateway, exec_id: str, timeout: float = 30.0) -> None:
+    def __init__(self, gw: BenchGateway, module: str, *args: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        ws_url = "ws://" + gw.url.split("://", 1)[1] + "/ws/api/entrance/connect"
-        self._stderr_path = gw.data_dir / f"bare-reader-{time.monotonic_ns()}.stderr"
+        self.module = module
+        self._stderr_path = gw.data_dir / f"{module}-{time.monotonic_ns()}.stderr"
         with open(self._stderr_path, "w", encoding="utf-8") as stderr:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.bare_reader", ws_url, gw.login_cookie(), exec_id],
+                [sys.executable, "-m", module, *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -295,13 +295,6 @@ class BareReader:
             )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            first = self._next(timeout)
-            if first.strip() != "subscribed":
-                raise RuntimeError(f"the bare reader did not subscribe: {first!r}")
-        except BaseException:
-            self.close()
-            raise
 
     def _pump(self) -> None:
         assert self._proc.stdout is not None
@@ -309,20 +302,31 @@ class BareReader:
             self._lines.put(line)
         self._lines.put(None)
 
-    def _next(self, timeout: float) -> str:
+    def next_line(self, timeout: float) -> str:
+        """The next line it prints; RuntimeError when it exits or stays silent too long."""
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise RuntimeError(f"the bare reader said nothing within {timeout:g} s") from None
+            raise RuntimeError(f"{self.module} said nothing within {timeout:g} s") from None
         if line is None:
             tail = self._stderr_path.read_text(encoding="utf-8")[-2000:]
-            raise RuntimeError("the bare reader exited:\n" + tail)
-        return line
+            raise RuntimeError(f"{self.module} exited:\n{tail}")
+        return line.rstrip("\n")
+
+    def expect(self, word: str, timeout: float = 30.0) -> None:
+        """Wait for the line ``word`` (the child is ready); closes the child on failure."""
+        try:
+            line = self.next_line(timeout)
+            if line != word:
+                raise RuntimeError(f"{self.module} said {line!r}, not {word!r}")
+        except BaseException:
+            self.close()
+            raise
 
     def result(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Its JSON summary, once the job has ended."""
+        """Its last line, a JSON object with ``seen`` (line number -> time), once it is done."""
         try:
-            data: dict[str, Any] = json.loads(self._next(timeout))
+            data: dict[str, Any] = json.loads(self.next_line(timeout))
         finally:
             self.close()
         data["seen"] = {int(k): v for k, v in data["seen"].items()}
@@ -337,3 +341,18 @@ class BareReader:
                 self._proc.wait(10)
         if self._proc.stdout is not None:
             self._proc.stdout.close()
+
+
+def bare_reader(gw: BenchGateway, exec_id: str) -> Child:
+    """``bench.bare_reader`` following the job, subscribed when this returns."""
+    ws_url = "ws://" + gw.url.split("://", 1)[1] + "/ws/api/entrance/connect"
+    child = Child(gw, "bench.bare_reader", ws_url, gw.login_cookie(), exec_id)
+    child.expect("subscribed")
+    return child
+
+
+def poller(gw: BenchGateway, exec_id: str, cadence: float) -> Child:
+    """``bench.poller`` polling the job every ``cadence`` seconds, started when this returns."""
+    child = Child(gw, "bench.poller", gw.url, gw.login_cookie(), exec_id, repr(cadence))
+    child.expect("ready")
+    return child

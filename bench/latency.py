@@ -2,43 +2,45 @@
 
 One python job prints numbered lines at a steady pace, each with the engine's clock
 (``time.monotonic()``, which is CLOCK_MONOTONIC and so shared by every process on the machine).
-Three watchers follow that one job at the same time:
+It starts only once all its watchers follow it:
 
-- the client's Job, through pushes: for each event, the gateway's emit stamp
-  (``protocol.EMIT_STAMP_KEY``) and the moment its subscriber callback runs;
-- two bare REST pollers (httpx) reading ``/status`` and ``/log?fromLine=`` every 1 s (as
-  linkis-python-sdk polls) and every 5 s (as Linkis's web console polls).
+- the client's Job (a ``LinkisClient`` in this process), through pushes: for each event, the
+  gateway's emit stamp (``protocol.EMIT_STAMP_KEY``) against the moment its subscriber runs, and
+  for each line, the engine's print time against the same moment;
+- a bare ``websockets`` loop in its own process (``bench.bare_reader``): the floor;
+- two REST pollers in their own processes (``bench.poller``) reading ``/status`` and
+  ``/log?fromLine=`` every 1 s (as linkis-python-sdk polls) and every 5 s (as Linkis's web
+  console polls): for each line, when the poll that brought it returned.
 
-For every line, each watcher's latency is when it saw the line minus when the engine printed it.
+The gateway pushes each line as it arrives for this run (log coalescing window 0) so that every
+line is an event; a second, shorter job measures print -> Job with the default window.
 """
 
 from __future__ import annotations
 
-import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from bench.harness import (
-    BareReader,
     BenchGateway,
+    Child,
     Figure,
     Size,
+    bare_reader,
     go_snippet,
     median,
     ms,
     percentile,
+    poller,
     verdict,
     wait_for,
 )
+from bench.poller import printed_lines
 from linkis_magic import protocol as p
 from linkis_magic.gateway.jobs import GatewayOptions
 
 TARGET_MEDIAN = 0.002
-LOG_PAGE = 10_000  # lines a /log?size=-1 read returns at most
 
 JOB_CODE = """\
 import os, time
@@ -48,18 +50,6 @@ while i < {lines} and not os.path.exists({stop!r}):
     i += 1
     time.sleep({gap})
 """
-
-_LINE = re.compile(r" L (\d+) ([0-9.e+-]+)$")
-
-
-def printed_lines(text: str) -> list[tuple[int, float]]:
-    """``(number, engine print time)`` of every benchmark line in a chunk of log text."""
-    out = []
-    for line in text.splitlines():
-        match = _LINE.search(line)
-        if match:
-            out.append((int(match[1]), float(match[2])))
-    return out
 
 
 @dataclass
@@ -83,64 +73,12 @@ class PushWatcher:
                 self.print_to_seen.setdefault(number, now - printed)
 
 
-class Poller(threading.Thread):
-    """A bare REST-polling client: status and new log lines every ``cadence`` seconds."""
-
-    def __init__(self, gw: BenchGateway, cookie: str, exec_id: str, cadence: float) -> None:
-        super().__init__(name=f"poller-{cadence:g}s", daemon=True)
-        name, _, value = cookie.partition("=")
-        self.http = httpx.Client(base_url=gw.url + p.REST_PREFIX, cookies={name: value}, timeout=60)
-        self.exec_id = exec_id
-        self.cadence = cadence
-        self.print_to_seen: dict[int, float] = {}
-        self.polls = 0
-        self.succeed_seen: float | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # reported by the benchmark
-            self.error = exc
-        finally:
-            self.http.close()
-
-    def _run(self) -> None:
-        from_line = 1
-        tick = time.monotonic()
-        while True:
-            status = self._get("status")["status"]
-            while True:  # size=-1 reads at most 10000 lines: read on while pages come back full
-                data = self._get("log", fromLine=from_line, size=-1)
-                now = time.monotonic()
-                text = p.split_log_buckets(data.get("log"))[3]
-                for number, printed in printed_lines(text):
-                    self.print_to_seen.setdefault(number, now - printed)
-                after = int(data.get("fromLine") or from_line)
-                full = after - from_line >= LOG_PAGE
-                from_line = after
-                if not full:
-                    break
-            self.polls += 1
-            if p.JobStatus.parse(status).is_terminal:
-                self.succeed_seen = time.monotonic()
-                return
-            tick += self.cadence
-            time.sleep(max(0.0, tick - time.monotonic()))  # the baseline's own cadence
-
-    def _get(self, op: str, **params: Any) -> dict[str, Any]:
-        reply = self.http.get(f"/entrance/{self.exec_id}/{op}", params=params)
-        reply.raise_for_status()
-        data: dict[str, Any] = reply.json()["data"]
-        return data
-
-
 @dataclass
 class Run:
-    """One followed job: the Job's watcher, the pollers, the bare reader's summary."""
+    """One followed job: the Job's watcher, the pollers' and the bare reader's summaries."""
 
     push: PushWatcher
-    pollers: list[Poller]
+    polls: dict[float, dict[str, Any]]
     bare: dict[str, Any] | None
 
 
@@ -159,32 +97,31 @@ def follow(
     many push events (``50 * events`` lines at most).
     """
     go = gw.data_dir / f"go-{time.monotonic_ns()}"
-    watcher = PushWatcher()
     stop = gw.data_dir / f"stop-{time.monotonic_ns()}"
     limit = events * 50 if events else lines
+    watcher = PushWatcher()
     code = go_snippet(go) + JOB_CODE.format(lines=limit, gap=gap, stop=str(stop))
     job = client.submit(code, engine="python")
     job.subscribe(watcher)
     wait_for(lambda: job.exec_id is not None or job.done, 30, "the execID")
-    reader = BareReader(gw, job.exec_id) if bare else None
-    cookie = gw.login_cookie() if cadences else ""
-    pollers = [Poller(gw, cookie, job.exec_id, c) for c in cadences]
-    for poller in pollers:
-        poller.start()
-    go.touch()
-    if events:
-        wait_for(
-            lambda: len(watcher.emit_to_seen) >= events or job.done,
-            limit * gap * 20 + 60,
-            f"{events} push events",
-        )
+    children: dict[float, Child] = {}
+    reader = None
+    try:
+        reader = bare_reader(gw, job.exec_id) if bare else None
+        for cadence in cadences:
+            children[cadence] = poller(gw, job.exec_id, cadence)
+        go.touch()
+        deadline = limit * gap * 20 + 60
+        if events:
+            wait_for(lambda: len(watcher.emit_to_seen) >= events or job.done, deadline, "events")
+            stop.touch()
+        job.wait(timeout=deadline)
+        polls = {c: child.result(max(cadences) * 3 + 60) for c, child in children.items()}
+        return Run(watcher, polls, reader.result() if reader else None)
+    finally:
         stop.touch()
-    job.wait(timeout=limit * gap * 20 + 60)
-    for poller in pollers:
-        poller.join(timeout=max(cadences) * 3 + 60)
-        if poller.error is not None:
-            raise RuntimeError(f"the {poller.cadence:g} s poller failed: {poller.error!r}")
-    return Run(watcher, pollers, reader.result() if reader else None)
+        for child in [*children.values(), *([reader] if reader else [])]:
+            child.close()
 
 
 def run(gw: BenchGateway, size: Size) -> Figure:
@@ -207,21 +144,21 @@ def run(gw: BenchGateway, size: Size) -> Figure:
         coalesced = follow(gw, client, size.default_coalescing_lines, size.latency_gap)
     finally:
         client.close()
-    return _figure(size, main, coalesced.push)
+    return _figure(main, coalesced.push)
 
 
-def _figure(size: Size, main: Run, coalesced: PushWatcher) -> Figure:
-    watcher, pollers = main.push, main.pollers
+def _figure(main: Run, coalesced: PushWatcher) -> Figure:
+    watcher = main.push
     assert main.bare is not None
     bare = main.bare["emit_to_recv"]
     emit = watcher.emit_to_seen
     push_print = list(watcher.print_to_seen.values())
     default_print = list(coalesced.print_to_seen.values())
+    window = GatewayOptions().log_push_interval
     values: dict[str, Any] = {
         "events": len(emit),
         "event_kinds": watcher.kinds,
         "lines_seen_by_job": len(watcher.print_to_seen),
-        "line_gap_s": size.latency_gap,
         "emit_to_job_median_s": median(emit),
         "emit_to_job_p99_s": percentile(emit, 0.99),
         "emit_to_job_max_s": max(emit, default=float("nan")),
@@ -231,8 +168,8 @@ def _figure(size: Size, main: Run, coalesced: PushWatcher) -> Figure:
         "print_to_job_median_s": median(push_print),
         "print_to_job_p99_s": percentile(push_print, 0.99),
         "default_coalescing": {
-            "log_push_interval_s": GatewayOptions().log_push_interval,
-            "lines": size.default_coalescing_lines,
+            "log_push_interval_s": window,
+            "lines": len(default_print),
             "print_to_job_median_s": median(default_print),
             "print_to_job_p99_s": percentile(default_print, 0.99),
         },
@@ -240,31 +177,27 @@ def _figure(size: Size, main: Run, coalesced: PushWatcher) -> Figure:
     }
     push_median = median(push_print)
     parts = []
-    for poller in pollers:
-        seen = list(poller.print_to_seen.values())
+    for cadence, poll in main.polls.items():
+        seen = list(poll["seen"].values())
         values["polling"].append(
             {
-                "cadence_s": poller.cadence,
+                "cadence_s": cadence,
                 "lines_seen": len(seen),
-                "polls": poller.polls,
+                "polls": poll["polls"],
                 "print_to_visible_median_s": median(seen),
                 "print_to_visible_p99_s": percentile(seen, 0.99),
-                "analytic_median_s": poller.cadence / 2,
-                "analytic_p99_s": poller.cadence * 0.99,
+                "analytic_median_s": cadence / 2,
+                "analytic_p99_s": cadence * 0.99,
                 "ratio_to_push_median": median(seen) / push_median,
             }
         )
-        parts.append(
-            f"every {poller.cadence:g} s {ms(median(seen))} (x{median(seen) / push_median:,.0f})"
-        )
+        parts.append(f"every {cadence:g} s {ms(median(seen))} (x{median(seen) / push_median:,.0f})")
     met = median(emit) < TARGET_MEDIAN
     line = (
         f"push latency: gateway emit -> Job median {ms(median(emit))}, p99 "
-        f"{ms(percentile(emit, 0.99))} over {len(emit):,} events ({verdict(met, 'median < 2 ms')}; "
-        f"a bare websockets loop: median {ms(median(bare))}); "
-        f"engine print -> Job median {ms(push_median)} "
-        f"({ms(median(default_print))} with the default "
-        f"{GatewayOptions().log_push_interval * 1000:g} ms log coalescing); "
-        f"REST polling print -> visible median: {', '.join(parts)}"
+        f"{ms(percentile(emit, 0.99))} over {len(emit):,} events ({verdict(met, 'median < 2 ms')}"
+        f"; a bare websockets loop: median {ms(median(bare))}); engine print -> Job median "
+        f"{ms(push_median)} ({ms(median(default_print))} with the default {window * 1000:g} ms "
+        f"log coalescing); REST polling, print -> visible median: {', '.join(parts)}"
     )
     return Figure("push_latency", line, values, {"median_under_2ms": met})

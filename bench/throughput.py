@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bench.harness import BareReader, BenchGateway, Figure, Size, go_snippet, ms, verdict, wait_for
+from bench.harness import BenchGateway, Figure, Size, bare_reader, go_snippet, ms, verdict, wait_for
 from linkis_magic import protocol as p
 from linkis_magic.config import Settings
 
@@ -132,7 +132,7 @@ def run(gw: BenchGateway, size: Size) -> Figure:
                 job, interval=defaults.update_interval, log_lines=defaults.log_lines
             )
         wait_for(lambda: job.exec_id is not None or job.done, 30, "the execID")
-        reader = BareReader(gw, job.exec_id)
+        reader = bare_reader(gw, job.exec_id)
         view.show()
         shown = time.monotonic()
         go.touch()
