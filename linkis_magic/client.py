@@ -591,15 +591,16 @@ class AsyncLinkisClient:
                 self._settle_first(exc)
                 self._fail_all(f"authentication failed: {exc}")
                 return
-            except ConnectionError as exc:
+            except Exception as caught:
+                error = caught if isinstance(caught, ConnectionError) else _unexpected(caught)
                 first = self._first_attempt is not None and not self._first_attempt.done()
                 if first and self.transport == "websocket":
-                    self._settle_first(exc)
+                    self._settle_first(error)
                     return
                 if self.transport == "auto":
                     self._mode = "rest"
                 self._settle_first("rest")
-                logger.info("%s; retrying in %.1f s", exc, delay)
+                logger.info("%s; retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.options["reconnect_max_delay"])
                 continue
@@ -889,8 +890,13 @@ class AsyncLinkisClient:
     def _spawn(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> asyncio.Task[T]:
         task: asyncio.Task[T] = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a client task failed", exc_info=task.exception())
 
     def _wake_all(self) -> None:
         for job in self._jobs:
@@ -1266,6 +1272,11 @@ class AsyncLinkisClient:
                 )
             )
         return out
+
+
+def _unexpected(exc: BaseException) -> ConnectionError:
+    logger.error("opening the WebSocket failed unexpectedly", exc_info=exc)
+    return ConnectionError(f"cannot open a WebSocket ({type(exc).__name__}: {exc})")
 
 
 def _job_id(exec_id: str) -> str | None:
