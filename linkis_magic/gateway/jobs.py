@@ -141,6 +141,7 @@ class Job:
     timeout_timer: asyncio.TimerHandle | None = None
     done: asyncio.Future[None] | None = None
     log_file: IO[str] | None = None
+    unwritten: list[str] = field(default_factory=list)
 
     @property
     def engine(self) -> str:
@@ -381,7 +382,6 @@ class JobManager:
             tag=tag,
             done=self.loop.create_future(),
         )
-        job.log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed at the end
         if subscriber is not None:
             job.subscribers.add(subscriber)
         self.jobs[job_id] = job
@@ -686,6 +686,7 @@ class JobManager:
         )
         self.push_progress(job)
         self.push_status(job)
+        self._write_log_file(job)
         if job.log_file is not None:
             job.log_file.close()
             job.log_file = None
@@ -707,8 +708,7 @@ class JobManager:
         physical = text.split("\n")
         job.lines.extend(physical)
         job.levels.extend([level] * len(physical))
-        if job.log_file is not None:
-            job.log_file.write(text + "\n")
+        job.unwritten.append(text + "\n")
         job.pending.append((level, text))
         if job.push_handle is None:
             delay = job.last_push + self.options.log_push_interval - time.monotonic()
@@ -738,8 +738,7 @@ class JobManager:
         if not job.pending:
             return
         entries, job.pending = job.pending, []
-        if job.log_file is not None:
-            job.log_file.flush()
+        self._write_log_file(job)
         job.last_push = time.monotonic()
         chunk: list[tuple[str, str]] = []
         size = 0
@@ -750,6 +749,23 @@ class JobManager:
             chunk.append(entry)
             size += len(entry[1]) + 1
         self._push_log_frame(job, chunk)
+
+    def _write_log_file(self, job: Job) -> None:
+        """Write the job's new log text to its file, kept open only while the job runs."""
+        if not job.unwritten:
+            return
+        text, job.unwritten = "".join(job.unwritten), []
+        try:
+            if job.status is JobStatus.RUNNING:
+                if job.log_file is None:
+                    job.log_file = open(job.log_path, "a", encoding="utf-8")  # noqa: SIM115
+                job.log_file.write(text)
+                job.log_file.flush()
+            else:
+                with open(job.log_path, "a", encoding="utf-8") as out:
+                    out.write(text)
+        except OSError as exc:
+            log.warning("cannot write the log of job %s: %s", job.job_id, exc)
 
     def _push_log_frame(self, job: Job, entries: list[tuple[str, str]]) -> None:
         buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}

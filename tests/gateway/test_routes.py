@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -89,3 +90,18 @@ async def test_waiting_jobs_get_their_queue_position(ws: RawSocket) -> None:
     assert sizes[second] < sizes[third]
     await ws.send(p.build_job_frame(first_exec, "kill"))
     assert await ws.wait_status(third) == "Succeed"
+
+
+async def test_queued_jobs_hold_no_open_files(ws: RawSocket, http: httpx.Client) -> None:
+    first_exec, first = await ws.execute("import time\ntime.sleep(30)", creator="fds")
+    await ws.until(
+        lambda f: f["data"].get("taskID") == first and f["data"].get("status") == "Running"
+    )
+    before = len(os.listdir("/proc/self/fd"))
+    body = p.build_submit_body("x = 1", "python", "python", user="alice", creator="fds")
+    ids = [http.post("/entrance/submit", json=body).json()["data"]["execID"] for _ in range(60)]
+    assert len(os.listdir("/proc/self/fd")) - before < 20
+    reply = http.post(f"/entrance/{first_exec}/killJobs", json={"idList": [first_exec, *ids]})
+    assert all(m["status"] == 0 for m in reply.json()["data"]["messages"])
+    assert await ws.wait_status(first) == "Cancelled"
+    assert rest_wait_terminal(http, ids[-1]) == "Cancelled"
