@@ -79,7 +79,7 @@ class GatewayHandle:
 
 
 def _start(data_dir: Path, **options: Any) -> GatewayHandle:
-    options.setdefault("engine_idle_timeout", 120.0)
+    options.setdefault("engine_idle_timeout", 60.0)
     server = GatewayServer(host="127.0.0.1", port=0, data_dir=data_dir, **options)
     user, password, token = ALICE
     server.auth.add_user(user, password=password, token=token)
