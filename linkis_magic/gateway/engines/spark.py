@@ -90,6 +90,8 @@ SQL_RUN_TYPES = ("sql",)
 PYTHON_RUN_TYPES = ("py", "pyspark")
 
 STATEMENT_PREVIEW = 100
+# progressInfo lists the latest stages only: a long PySpark job may run hundreds of them.
+MAX_STAGES_SHOWN = 100
 CELL_PREFIX = "<cell-"
 _LOG_FIELD_SEPARATOR = "|"
 
@@ -708,6 +710,7 @@ class _Monitor:
             )
         if not info:
             return
+        info = info[-MAX_STAGES_SHOWN:]
         current = done / total if total else 0.0
         progress = max(self._progress, (statement + current) / self.run.statements)
         key = (progress, tuple(tuple(sorted(i.items())) for i in info))
