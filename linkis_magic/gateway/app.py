@@ -110,6 +110,14 @@ class LinkisHandler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self) -> None:
         return None
 
+    def prepare(self) -> None:
+        """Browsers may send requests only from a page of this host (others send no Origin)."""
+        origin = self.request.headers.get("Origin")
+        if origin and not same_host(origin, self.request.host):
+            log.info("refused a %s request from origin %s", self.request.method, origin[:100])
+            message = f"Requests from {origin[:100]} are not allowed"
+            self.reply(p.MessageStatus.NO_PERMISSION, message, {})
+
     def reply(
         self,
         status: int,
@@ -169,6 +177,15 @@ class LinkisHandler(tornado.web.RequestHandler):
             return None
 
 
+def same_host(origin: str, request_host: str | None) -> bool:
+    """Whether a browser's Origin is this gateway itself (same host and port).
+
+    Pages of other sites, and of other local servers, could otherwise make a logged-in browser
+    submit jobs (cross-site request forgery).
+    """
+    return bool(request_host) and urllib.parse.urlparse(origin).netloc == request_host
+
+
 def request_user(auth: Auth, request: tornado.httputil.HTTPServerRequest) -> str | None:
     ticket = _cookie(request, p.TICKET_COOKIE) or _cookie(request, p.LEGACY_TICKET_COOKIE)
     user = auth.user_of_ticket(ticket) if ticket else None
@@ -214,7 +231,7 @@ class LoginHandler(LinkisHandler):
 
     def _login(self, user: str, method: str) -> None:
         ticket = self.gw.auth.issue_ticket(user)
-        self.set_cookie(p.TICKET_COOKIE, ticket, path="/", httponly=True)
+        self.set_cookie(p.TICKET_COOKIE, ticket, path="/", httponly=True, samesite="Strict")
         log.info("%s logged in", user)
         data = {
             "userName": user,
@@ -636,9 +653,7 @@ class EntranceSocket(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         """Browsers may connect only from a page of this host (non-browser clients send none)."""
-        host = urllib.parse.urlparse(origin).hostname or ""
-        request_host = (self.request.host or "").rsplit(":", 1)[0].strip("[]")
-        return host in (request_host, "127.0.0.1", "localhost", "::1")
+        return same_host(origin, self.request.host)
 
     def open(self, *args: str) -> None:
         self._is_open = True

@@ -177,3 +177,27 @@ def test_tickets_expire_after_the_session_timeout(tmp_path: Path) -> None:
     assert auth.user_of_ticket(ticket) is None
     assert auth.user_of_ticket(auth.issue_ticket("dave")[:-2] + "xx") is None
     assert auth.user_of_ticket("garbage") is None
+
+
+async def test_pages_of_other_origins_are_refused(gateway: Any, alice_ticket: str) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    evil = {"Origin": "http://127.0.0.1:8888"}
+    reply = httpx.post(
+        gateway.url + V1 + "/entrance/submit",
+        content=b"{}",
+        headers={**evil, "Content-Type": "text/plain"},
+        cookies={p.TICKET_COOKIE: alice_ticket},
+    )
+    assert reply.status_code == 403 and reply.json()["status"] == 3
+    with pytest.raises(InvalidStatus):
+        await open_socket(gateway.ws_url, alice_ticket, **evil)
+    own = {"Origin": f"http://127.0.0.1:{gateway.port}"}
+    assert httpx.get(gateway.url + V1 + "/gateway/heartbeat", headers=own).status_code == 200
+    sock = await open_socket(gateway.ws_url, alice_ticket, **own)
+    await sock.conn.close()
+    login = httpx.post(
+        gateway.url + V1 + "/user/login",
+        json={"userName": gateway.user, "password": gateway.password},
+    )
+    assert "samesite=strict" in login.headers["set-cookie"].lower()
