@@ -168,6 +168,7 @@ class FakeLinkis(LoopbackServer):
         self.frames: list[dict[str, Any]] = []
         self.logins = 0
         self.pings = 0
+        self.submit_route = True  # False: only the 0.x /entrance/execute exists
         self._next_task = 100
         self._next_index = 0
 
@@ -370,6 +371,10 @@ class FakeTokenLogin(FakeLogin):
 
 class FakeSubmit(FakeHandler):
     def post(self, op: str) -> None:
+        if op == "submit" and not self.fake.submit_route:
+            self.set_status(404)
+            self.finish("Not Found")
+            return
         user = self.need_user()
         if user is None:
             return

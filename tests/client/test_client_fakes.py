@@ -251,3 +251,28 @@ async def test_websocket_pings_keep_the_socket_alive(fake_socket: FakeLinkis) ->
         await async_wait_until(lambda: fake_socket.pings >= 3, timeout=10)
 
         assert client.transport_in_use == "websocket" and len(fake_socket.sockets) == 1
+
+
+async def test_rest_submit_falls_back_to_the_0x_execute_route(fake_rest: FakeLinkis) -> None:
+    fake_rest.submit_route = False
+    async with client_for(fake_rest) as client:
+        job = await client.submit("log INFO old style", engine="spark")
+        await job.wait(20)
+
+        assert "old style" in job.logs.info
+        assert ("POST", p.REST_PREFIX + "/entrance/execute") in fake_rest.requests
+
+
+async def test_not_logged_in_frame_after_a_failed_login_is_an_auth_error(
+    fake_socket: FakeLinkis,
+) -> None:
+    async with client_for(fake_socket, transport="websocket") as client:
+        first = await client.submit("log INFO one", engine="spark")
+        await first.wait(20)
+        fake_socket.users[USER] = ("a-new-password", TOKEN)
+        fake_socket.expire_tickets()
+
+        second = await client.submit("log INFO two", engine="spark")
+        with pytest.raises(JobError, match="authentication failed"):
+            await second.wait(20)
+        assert fake_socket.logins == 2 and len(fake_socket.jobs) == 1
