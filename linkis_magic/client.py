@@ -334,10 +334,22 @@ class AsyncLinkisClient:
         )
         text = protocol.encode_frame(frame)
         job.frame = text
-        if await self._submit_over_socket(job, text):
-            logger.info("job submitted over the socket (engine %s, tag %s)", engine, job.tag)
-        self._spawn(self._follow(job))
+        # Once the frame may be on its way, the job must be followed even if the caller is
+        # interrupted: the send and the follower's start are shielded from cancellation.
+        await asyncio.shield(self._start(job, text))
         return job
+
+    async def _start(self, job: AsyncJob, text: str) -> None:
+        try:
+            sent = await self._submit_over_socket(job, text)
+        except BaseException:
+            self._jobs.remove(job)
+            self._by_tag.pop(job.tag or "", None)
+            self._pending.pop(job.tag or "", None)
+            raise
+        if sent:
+            logger.info("job submitted over the socket (engine %s, tag %s)", job.engine, job.tag)
+        self._spawn(self._follow(job))
 
     async def attach(self, exec_id: str, task_id: int | None = None) -> AsyncJob:
         """Follow a job submitted elsewhere, with its earlier log lines."""

@@ -12,7 +12,7 @@ from fakes import FakeLinkis
 
 from linkis_magic import protocol as p
 from linkis_magic.client import AsyncLinkisClient
-from linkis_magic.errors import AuthError, ConnectionError, JobCancelled, JobError
+from linkis_magic.errors import AuthError, ConnectionError, JobCancelled, JobError, ProtocolError
 from linkis_magic.jobs import AsyncJob
 from linkis_magic.protocol import JobStatus
 
@@ -276,3 +276,13 @@ async def test_not_logged_in_frame_after_a_failed_login_is_an_auth_error(
         with pytest.raises(JobError, match="authentication failed"):
             await second.wait(20)
         assert fake_socket.logins == 2 and len(fake_socket.jobs) == 1
+
+
+async def test_too_large_frame_with_forced_websocket_is_refused_and_leaves_no_job(
+    fake_socket: FakeLinkis,
+) -> None:
+    async with client_for(fake_socket, transport="websocket", max_frame_size=1000) as client:
+        with pytest.raises(ProtocolError, match="larger than 1000 bytes"):
+            await client.submit("log INFO " + "x" * 2000, engine="spark")
+
+        assert client.jobs == [] and not fake_socket.jobs
