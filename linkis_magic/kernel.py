@@ -155,14 +155,16 @@ def route_cell(code: str, engine: str, run_type: str) -> str:
     """Return the IPython code that runs a kernel cell.
 
     A cell whose first line is ``%%local`` or ``%%python`` alone runs the rest in the kernel's own
-    Python; a cell starting with any other magic (``%%linkis ...``, ``%linkis status``) runs as
-    written; a blank cell is left alone; every other cell becomes ``%%linkis ENGINE RUN_TYPE``.
+    Python (that line becomes a comment, so tracebacks count lines as the cell shows them); a
+    cell starting with any other magic (``%%linkis ...``, ``%linkis status``) runs as written; a
+    blank cell is left alone; every other cell becomes ``%%linkis ENGINE RUN_TYPE``.
     """
     first = _first_line(code)
     if first in LOCAL_MAGICS:
         lines = code.splitlines(keepends=True)
         index = next(i for i, line in enumerate(lines) if line.strip())
-        return "".join(lines[index + 1 :])
+        lines[index] = f"# {first}\n"
+        return "".join(lines)
     if not is_linkis_cell(code):
         return code
     return f"%%linkis {engine} {run_type}\n{code}"

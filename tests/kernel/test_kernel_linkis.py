@@ -81,6 +81,16 @@ def test_o_dataframe_of_a_linkis_line_on_the_kernels_engine_lives_in_the_kernel(
 
 
 @pytest.mark.timeout(120)
+def test_local_tracebacks_count_lines_as_the_cell_shows_them(
+    python_kernel: LinkisKernelSession,
+) -> None:
+    cell = python_kernel.execute("%%local\nx = 1\nraise RuntimeError('on line three')")
+
+    assert cell.reply["ename"] == "RuntimeError"
+    assert "line 3" in "".join(cell.reply["traceback"])
+
+
+@pytest.mark.timeout(120)
 def test_a_failed_remote_job_is_a_cell_error_with_the_engines_message(
     python_kernel: LinkisKernelSession,
 ) -> None:

@@ -38,7 +38,9 @@ def test_cells_starting_with_a_magic_run_as_written(cell: str) -> None:
 
 @pytest.mark.parametrize("magic", ["%%local", "%%python", "  %%local  "])
 def test_local_cells_run_the_rest_in_the_kernels_python(magic: str) -> None:
-    assert route_cell(f"\n{magic}\nx = 1\nprint(x)\n", "spark", "sql") == "x = 1\nprint(x)\n"
+    routed = route_cell(f"\n{magic}\nx = 1\nprint(x)\n", "spark", "sql")
+
+    assert routed == f"\n# {magic.strip()}\nx = 1\nprint(x)\n"
 
 
 def test_local_with_arguments_is_left_to_the_magic_that_rejects_it() -> None:
