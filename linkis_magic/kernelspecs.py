@@ -99,6 +99,7 @@ def write_all(root: Path, executable: str = "python") -> list[Path]:
 
 
 def _select(names: Iterable[str] | None) -> list[KernelSpecInfo]:
+    names = list(names or [])
     if not names:
         return list(KERNELSPECS.values())
     unknown = [name for name in names if name not in KERNELSPECS]
@@ -174,6 +175,7 @@ def remove(
     """
     manager = manager or KernelSpecManager()
     present = installed(manager)
+    names = list(names or [])
     wanted = [spec.name for spec in _select(names)] if names else list(present)
     missing = [name for name in wanted if name not in present]
     if missing:

@@ -225,3 +225,10 @@ def test_cli_user_install_goes_to_the_users_jupyter_directory(tmp_path: Path) ->
     assert installed.returncode == 0, installed.stderr
     spec = home / ".local" / "share" / "jupyter" / "kernels" / "linkis_shell" / "kernel.json"
     assert json.loads(spec.read_text())["display_name"] == "Linkis Shell"
+
+
+def test_names_may_come_from_any_iterable(jupyter_prefix: Path) -> None:
+    paths = kernelspecs.install(iter(["linkis_shell"]), prefix=str(jupyter_prefix))
+    removed = kernelspecs.remove(iter(["linkis_shell"]), only(jupyter_prefix))
+
+    assert list(paths) == list(removed) == ["linkis_shell"]
