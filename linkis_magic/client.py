@@ -834,6 +834,7 @@ class AsyncLinkisClient:
             return
         first = job.push_next
         job.push_next += len(lines)
+        job.log_pushed = True
         self._add_lines(job, first, lines, event.tag, event.emitted)
 
     def _add_lines(
@@ -1172,7 +1173,10 @@ class AsyncLinkisClient:
     async def _finalize(self, job: AsyncJob) -> None:
         """The job ended: read the rest of its log, why it failed, then mark it done."""
         deadline = time.monotonic() + self.options["give_up_after"]
-        while True:
+        # A server that pushed this job's log from its first line (and flushes it before the
+        # final status, as 0.x and the embedded gateway do) has nothing left to read.
+        complete = job.push_next is not None and job.log_pushed and not job.log_due
+        while not complete:
             try:
                 # size=-1 reads up to 10000 lines (section 4.3): a full read may have more.
                 while await self._read_log(job) >= _LOG_READ_MAX:

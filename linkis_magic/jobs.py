@@ -162,6 +162,7 @@ class AsyncJob:
         self.accept_deadline = 0.0
         self.log_due = False
         self.push_next: int | None = None
+        self.log_pushed = False
         self.last_log_change = time.monotonic()
         self.last_progress_at = time.monotonic()
         self.last_status_at = time.monotonic()
