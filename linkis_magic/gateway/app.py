@@ -874,7 +874,32 @@ def make_app(gw: Gateway) -> tornado.web.Application:
         default_handler_args=args,
         websocket_max_message_size=WS_HARD_LIMIT,
         websocket_ping_interval=None,
+        log_function=log_request,
     )
+
+
+_access_log = logging.getLogger(__name__ + ".access")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One DEBUG line per request; ERROR for server faults.
+
+    Linkis answers many ordinary situations with 4xx (no progress yet, not logged in), and
+    tornado's own access log would print each as a WARNING into the notebook of an embedded
+    gateway.
+    """
+    status = handler.get_status()
+    level = logging.ERROR if status >= 500 else logging.DEBUG
+    if _access_log.isEnabledFor(level):
+        request = handler.request
+        _access_log.log(
+            level,
+            "%d %s %s %.1f ms",
+            status,
+            request.method,
+            request.path,
+            1000.0 * request.request_time(),
+        )
 
 
 class GatewayServer:
