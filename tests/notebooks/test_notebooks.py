@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def notebook_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with embedded_gateway(tmp_path_factory.mktemp("gateway")) as gw:
         yield gw
 
@@ -87,10 +87,10 @@ def test_notebooks_are_committed_without_outputs() -> None:
 @pytest.mark.spark
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_without_error(path: Path, gateway: Gateway, tmp_path: Path) -> None:
+def test_notebook_runs_without_error(path: Path, notebook_gateway: Gateway, tmp_path: Path) -> None:
     copy = Path(shutil.copy(path, tmp_path / path.name))
 
-    executed = execute_notebook(copy, kernel_env(gateway), timeout=300)
+    executed = execute_notebook(copy, kernel_env(notebook_gateway), timeout=300)
 
     assert not _outputs(executed, "error")
     for stream in _outputs(executed, "stream"):
