@@ -1198,6 +1198,8 @@ class AsyncLinkisClient:
                 desc = task.get("errDesc")
                 if desc:
                     job.server_error = str(desc)
+        if job.status.is_success:
+            self._locate_results(job)
         job.finish()
 
     async def _read_log_file(self, job: AsyncJob) -> None:
@@ -1262,14 +1264,12 @@ class AsyncLinkisClient:
     async def _results(self, job: AsyncJob, limit: int | None) -> list[results.ResultSet]:
         if job.task_id is None:
             raise LinkisError("the job has no taskID, so its results cannot be found")
-        task = await self._task_record(job.task_id)
-        location = task.get("resultLocation")
-        if not location:
-            return []
-        env = await self._request(
-            "GET", "/filesystem/getDirFileTrees", params={"path": str(location)}
-        )
-        paths = results.result_paths(env.data.get("dirFileTrees"))
+        paths = None
+        if job.result_paths is not None:
+            with contextlib.suppress(LinkisError):
+                paths = await job.result_paths
+        if paths is None:
+            paths = await self._result_paths(job.task_id)
 
         async def fetch(path: str, page: int, size: int) -> Mapping[str, Any]:
             params = {"path": path, "page": page, "pageSize": size}
@@ -1288,6 +1288,25 @@ class AsyncLinkisClient:
                 )
             )
         return out
+
+    async def _result_paths(self, task_id: int) -> list[str]:
+        """The result files of a task: jobhistory's resultLocation, then its file tree."""
+        task = await self._task_record(task_id)
+        location = task.get("resultLocation")
+        if not location:
+            return []
+        env = await self._request(
+            "GET", "/filesystem/getDirFileTrees", params={"path": str(location)}
+        )
+        return results.result_paths(env.data.get("dirFileTrees"))
+
+    def _locate_results(self, job: AsyncJob) -> None:
+        """Find a succeeded job's result files now, while its caller is still busy elsewhere."""
+        if job.task_id is None or job.result_paths is not None:
+            return
+        task = asyncio.ensure_future(self._result_paths(job.task_id))
+        task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+        job.result_paths = task
 
 
 def _unexpected(exc: BaseException) -> ConnectionError:
