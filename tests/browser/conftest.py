@@ -9,14 +9,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from jupyterlab_page import ARTIFACTS, Lab
+from playwright.sync_api import BrowserContext, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that let Debian's Chromium run headless with no network and no first-run UI.
 CHROMIUM_ARGS = [
@@ -36,7 +39,9 @@ LAB_SETTINGS = {
 DISABLED_PLUGINS = {"@jupyterlab/apputils-extension:announcements": True}
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):  # type: ignore[no-untyped-def]
+def wait_for(
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1
+) -> T:
     """Poll ``condition`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -111,12 +116,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, gateway_env: dict[str, str]) -
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        info = wait_for(
-            lambda: _server_info(dirs["runtime"], server),
-            timeout=60,
-            what="JupyterLab to write its runtime file",
-        )
-        yield Lab(url=info["url"], token=token, root_dir=root_dir, log_path=log_path)
+        try:
+            info = wait_for(
+                lambda: _server_info(dirs["runtime"], server),
+                timeout=60,
+                what="JupyterLab to write its runtime file",
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+            pytest.fail(f"{exc}; its log ends:\n{tail}", pytrace=False)
+        yield Lab(url=str(info["url"]), token=token, root_dir=root_dir)
     finally:
         server.terminate()
         try:
@@ -152,10 +161,8 @@ def _server_info(runtime_dir: Path, server: subprocess.Popen[bytes]) -> dict[str
 
 
 @pytest.fixture(scope="session")
-def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """A Chromium context with a fresh user data dir, driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

@@ -24,15 +24,10 @@ class Lab:
     url: str
     token: str
     root_dir: Path
-    log_path: Path
 
     def tree_url(self, notebook: str) -> str:
         """The URL that opens ``notebook`` (relative to the root dir) and logs in with the token."""
         return f"{self.url}lab/tree/{notebook}?token={self.token}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log, for failure messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def open_notebook(page: Page, url: str, kernel_display_name: str) -> None:
