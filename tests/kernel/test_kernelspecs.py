@@ -177,7 +177,7 @@ def linkis_magic_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
 
 def test_cli_installs_lists_and_removes_kernelspecs(tmp_path: Path) -> None:
     # JUPYTER_PATH comes first on Jupyter's search path: the prefix's kernelspecs shadow any of
-    # the same names installed on this machine, and only named ones are removed.
+    # the same names installed on this machine, so a named remove takes the prefix's.
     prefix = tmp_path / "prefix"
     env = {**os.environ, "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
     kernels = prefix / "share" / "jupyter" / "kernels"
@@ -196,10 +196,7 @@ def test_cli_installs_lists_and_removes_kernelspecs(tmp_path: Path) -> None:
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout.strip() == f"removed linkis_pyspark from {kernels / 'linkis_pyspark'}"
     assert not (kernels / "linkis_pyspark").exists()
-
-    again = linkis_magic_cli("kernel", "remove", "linkis_pyspark", env=env)
-    assert again.returncode == 1
-    assert "kernelspec linkis_pyspark is not installed" in again.stderr
+    # Not "remove it again": that would find and remove one installed on this machine.
 
 
 def test_cli_refuses_two_destinations_and_unknown_names(tmp_path: Path) -> None:
