@@ -597,6 +597,7 @@ class _Monitor:
         self.interval = interval
         self.grace = grace
         self._stop = threading.Event()
+        self._last_look = True
         self._stages: dict[int, tuple[int, int, int, int]] = {}
         self._finished_stages: set[int] = set()
         self._stage_statement: dict[int, int] = {}
@@ -612,16 +613,21 @@ class _Monitor:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop polling after one last look, so the job's final numbers and lines are out."""
+    def stop(self, last_look: bool) -> None:
+        """Stop polling. With ``last_look``, after one more look, so that the job's final
+        numbers and lines are out before it ends; without, at once (a killed job ends sooner:
+        the gateway kills an engine process that takes too long)."""
+        self._last_look = last_look
         self._stop.set()
-        self._thread.join(timeout=30)
+        if last_look:
+            self._thread.join(timeout=30)
 
     def _loop(self) -> None:
         self._tick()
         while not self._stop.wait(self.interval):
             self._tick()
-        self._tick()
+        if self._last_look:
+            self._tick()
 
     def _tick(self) -> None:
         try:
@@ -840,14 +846,9 @@ class SparkEngine(Engine):
                     for w in caught:
                         ctx.log("WARN", f"{w.category.__name__}: {w.message}")
         finally:
-            monitor.stop()
-            self._end_run(ctx, sc)
-
-    def _end_run(self, ctx: JobContext, sc: SparkContext) -> None:
-        self._runs.pop(ctx.job_id, None)
-        self._local.run = None
-        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
-            sc.setLocalProperty(key, None)  # type: ignore[arg-type]
+            monitor.stop(last_look=not ctx.cancelled.is_set())
+            self._runs.pop(ctx.job_id, None)
+            self._local.run = None
 
     def _log_accepted(self, ctx: JobContext, sc: SparkContext) -> None:
         ctx.log(
