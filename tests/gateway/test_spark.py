@@ -1,7 +1,7 @@
 """The spark engine end to end: a real gateway, a raw socket, REST result files, one SparkSession.
 
-Every test here runs on the session gateway's one spark engine process for alice/IDE, so the suite
-starts Spark once.
+The tests share the session gateway's one spark engine process for alice/IDE, so this module
+starts Spark once (the no-Java test uses a gateway of its own and starts none).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def log_bucket(ws: RawSocket, task_id: int, bucket: int) -> str:
 
 
 def application_id(ws: RawSocket, task_id: int) -> str:
-    match = re.search(r"application (\S+)", log_bucket(ws, task_id, 2))
+    match = re.search(r"application ([^\s)]+)", log_bucket(ws, task_id, 2))
     assert match, "the job log names no Spark application"
     return match.group(1)
 
