@@ -113,8 +113,13 @@ def run(gw: BenchGateway, size: Size) -> Figure:
         if not problems
         else f"{len(problems)} PROBLEMS, first: {problems[0]}"
     )
+    speed = (
+        f"x{sequence_s / together_s:.1f} faster"
+        if together_s <= sequence_s
+        else f"x{together_s / sequence_s:.1f} SLOWER"
+    )
     line = (
         f"concurrency: {count} jobs at once over one client in {ms(together_s)} against "
-        f"{ms(sequence_s)} in sequence (x{sequence_s / together_s:.1f} faster); {outcome}"
+        f"{ms(sequence_s)} in sequence ({speed}); {outcome}"
     )
     return Figure("concurrency", line, values, targets)

@@ -18,6 +18,7 @@ line is an event; a second, shorter job measures print -> Job with the default w
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,34 @@ class PushWatcher:
         if isinstance(event, p.LogLines):
             for number, printed in printed_lines(event.all):
                 self.print_to_seen.setdefault(number, now - printed)
+
+
+class FrameTimer:
+    """Instrumentation: when each frame reaches the client's handler, and how long it takes.
+
+    Wraps the client's frame handler on this one client instance, so that emit -> Job splits
+    into emit -> the client has the frame (transport, scheduling) and the client's own handling.
+    """
+
+    _STAMP = re.compile(r'"' + p.EMIT_STAMP_KEY + r'":\s*([0-9.e+-]+)')
+
+    def __init__(self, client: Any) -> None:
+        self.arrival: list[float] = []
+        self.handling: list[float] = []
+        inner = client.async_client
+        handler = inner._on_frame
+
+        def timed(message: str | bytes) -> None:
+            started = time.monotonic()
+            handler(message)
+            done = time.monotonic()
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            stamp = self._STAMP.search(text)
+            if stamp:
+                self.arrival.append(started - float(stamp[1]))
+                self.handling.append(done - started)
+
+        inner._on_frame = timed
 
 
 @dataclass
@@ -128,6 +157,7 @@ def run(gw: BenchGateway, size: Size) -> Figure:
     client = gw.client()
     try:
         client.submit("0", engine="python").wait(timeout=120)  # the engine process is warm
+        timer = FrameTimer(client)
         gw.set_options(log_push_interval=0.0)
         try:
             main = follow(
@@ -141,13 +171,16 @@ def run(gw: BenchGateway, size: Size) -> Figure:
             )
         finally:
             gw.set_options(log_push_interval=GatewayOptions().log_push_interval)
+        arrival, handling = list(timer.arrival), list(timer.handling)
         coalesced = follow(gw, client, size.default_coalescing_lines, size.latency_gap)
     finally:
         client.close()
-    return _figure(main, coalesced.push)
+    return _figure(main, coalesced.push, arrival, handling)
 
 
-def _figure(main: Run, coalesced: PushWatcher) -> Figure:
+def _figure(
+    main: Run, coalesced: PushWatcher, arrival: list[float], handling: list[float]
+) -> Figure:
     watcher = main.push
     assert main.bare is not None
     bare = main.bare["emit_to_recv"]
@@ -165,6 +198,9 @@ def _figure(main: Run, coalesced: PushWatcher) -> Figure:
         "bare_websockets_emit_to_recv_median_s": median(bare),
         "bare_websockets_emit_to_recv_p99_s": percentile(bare, 0.99),
         "bare_websockets_frames": main.bare["frames"],
+        "emit_to_client_handler_median_s": median(arrival),
+        "client_handling_median_s": median(handling),
+        "client_handling_p99_s": percentile(handling, 0.99),
         "print_to_job_median_s": median(push_print),
         "print_to_job_p99_s": percentile(push_print, 0.99),
         "default_coalescing": {
