@@ -201,3 +201,32 @@ def test_without_settings_the_kernel_starts_an_embedded_gateway_and_stops_it(
         return False
 
     assert wait_until(refused, timeout=10)
+
+
+@pytest.mark.timeout(180)
+def test_nbclient_stops_a_notebook_at_the_first_failed_linkis_cell(
+    gateway: Any, tmp_path: Path
+) -> None:
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    from linkis_magic import kernelspecs
+
+    prefix = tmp_path / "jupyter-prefix"
+    kernelspecs.install(["linkis_python"], prefix=str(prefix))
+    manager = KernelSpecManager(kernel_dirs=[str(prefix / "share" / "jupyter" / "kernels")])
+    km = KernelManager(kernel_name="linkis_python", kernel_spec_manager=manager)
+    cells = ["answer = 21", "print(answer * 2)", "raise ValueError('stop here')", "print('never')"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    client = NotebookClient(nb, km=km, timeout=120, kernel_name="linkis_python")
+
+    with pytest.raises(CellExecutionError, match="stop here"):
+        client.execute(env=kernel_env(tmp_path, gateway))
+
+    printed = [o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs]
+    assert any("42" in text for text in printed)
+    assert nb.cells[3].outputs == []
+    assert nb.cells[3].get("execution_count") is None
