@@ -17,6 +17,8 @@ from kernel_helpers import (
     EXEC_ID,
     LinkisKernelSession,
     RunningCell,
+    alive,
+    engine_processes,
     job_status,
     kernel_env,
     kill_job,
@@ -190,8 +192,12 @@ def test_without_settings_the_kernel_starts_an_embedded_gateway_and_stops_it(
         url = EMBEDDED_URL.search(cell.text()).group(1)  # type: ignore[union-attr]
         port = int(url.rsplit(":", 1)[1])
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        engines = engine_processes(session.km.provisioner.pid)  # type: ignore[union-attr]
+        assert engines, "the embedded gateway runs its shell engine as a child of the kernel"
     finally:
         session.shutdown()
+
+    assert wait_until(lambda: not any(alive(pid) for pid in engines), timeout=10)
 
     def refused() -> bool:
         try:
