@@ -203,6 +203,7 @@ class AsyncLinkisClient:
         self._gate_taken = False
         self._ws_auth_retried = False
         self._reconnect_now = False
+        self._auth_failure: str | None = None
 
         self._jobs: list[AsyncJob] = []
         self._pending: collections.OrderedDict[str, AsyncJob] = collections.OrderedDict()
@@ -475,10 +476,17 @@ class AsyncLinkisClient:
         async with self._login_lock:
             if self._login_epoch != epoch:
                 return
+            if self._auth_failure is not None:
+                # The stored credentials were refused once: do not hammer the login.
+                raise AuthError(self._auth_failure)
             if not (self._token or self._password is not None):
                 raise AuthError("the gateway wants a login and the client has no credentials")
             logger.info("session expired; logging in to %s again", self._gateway)
-            await self._login()
+            try:
+                await self._login()
+            except AuthError as exc:
+                self._auth_failure = str(exc)
+                raise
 
     async def _request(
         self,
