@@ -1272,10 +1272,8 @@ class AsyncLinkisClient:
     async def _results(self, job: AsyncJob, limit: int | None) -> list[results.ResultSet]:
         if job.task_id is None:
             raise LinkisError("the job has no taskID, so its results cannot be found")
-        paths = None
-        if job.result_paths is not None:
-            with contextlib.suppress(LinkisError):
-                paths = await job.result_paths
+        located = job.result_paths
+        paths = await located if located is not None and not located.cancelled() else None
         if paths is None:
             paths = await self._result_paths(job.task_id)
 
@@ -1312,9 +1310,14 @@ class AsyncLinkisClient:
         """Find a succeeded job's result files now, while its caller is still busy elsewhere."""
         if job.task_id is None or job.result_paths is not None:
             return
-        task = asyncio.ensure_future(self._result_paths(job.task_id))
-        task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-        job.result_paths = task
+        job.result_paths = self._spawn(self._result_paths_or_none(job.task_id))
+
+    async def _result_paths_or_none(self, task_id: int) -> list[str] | None:
+        try:
+            return await self._result_paths(task_id)
+        except LinkisError as exc:
+            logger.debug("result files of taskID %s not located yet: %s", task_id, exc)
+            return None
 
 
 def _unexpected(exc: BaseException) -> ConnectionError:

@@ -163,7 +163,7 @@ class AsyncJob:
         self.log_due = False
         self.push_next: int | None = None
         self.log_pushed = False
-        self.result_paths: asyncio.Future[list[str]] | None = None
+        self.result_paths: asyncio.Future[list[str] | None] | None = None
         self.last_log_change = time.monotonic()
         self.last_progress_at = time.monotonic()
         self.last_status_at = time.monotonic()
