@@ -88,6 +88,7 @@ DEFAULT_RUN_TYPES = {
 _REFUSED_UPGRADE = {400, 403, 404, 405, 426, 501}
 _TICK = 0.2
 _LOG_READ_MAX = 10_000
+_LOG_DUE_INTERVAL = 0.25
 _QUEUED = (JobStatus.INITED, JobStatus.SCHEDULED, JobStatus.WAIT_FOR_RETRY)
 
 _SECRET_HEADERS = {"cookie", "set-cookie", "authorization", "token-code"}
@@ -1033,6 +1034,7 @@ class AsyncLinkisClient:
         progress_interval, next_progress = opts["progress_gap"], 0.0
         status_interval, next_status = opts["status_gap"] / 2, 0.0
         poll_interval = opts["poll_interval"]
+        last_read = 0.0
         while not job.done:
             if job.status.is_terminal:
                 await self._finalize(job)
@@ -1054,13 +1056,16 @@ class AsyncLinkisClient:
                         )
                         next_poll = time.monotonic() + poll_interval
                 else:
-                    if job.log_due or (
+                    # A push whose lines cannot be placed asks for a read, at most a few a second.
+                    due = job.log_due and now - last_read >= _LOG_DUE_INTERVAL
+                    if due or (
                         self.transport == "auto"
                         and job.status is JobStatus.RUNNING
                         and now - job.last_log_change >= opts["log_gap"]
                         and now >= next_log
                     ):
                         job.log_due = False
+                        last_read = now
                         got = await self._read_log(job)
                         log_interval = (
                             opts["log_gap"] if got else min(log_interval * 2, opts["max_gap"])
