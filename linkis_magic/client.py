@@ -12,8 +12,10 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -154,7 +156,8 @@ class AsyncLinkisClient:
         transport: ``"auto"`` (WebSocket first, REST fills gaps and takes over when the socket
             cannot be opened), ``"websocket"`` or ``"rest"`` to force one path.
         creator: Linkis's creator (requestApplicationName), ``IDE`` by default.
-        verify: verify TLS certificates (or a path to a CA bundle).
+        verify: verify TLS certificates (True), not (False), with a CA bundle (its path)
+            or with an ``ssl.SSLContext``.
         **options: see ``DEFAULT_OPTIONS``.
     """
 
@@ -166,7 +169,7 @@ class AsyncLinkisClient:
         token: str | None = None,
         transport: Transport = "auto",
         creator: str = protocol.DEFAULT_CREATOR,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         **options: Any,
     ) -> None:
         if transport not in ("auto", "websocket", "rest"):
@@ -185,7 +188,12 @@ class AsyncLinkisClient:
         self._token = token
         self.transport: Transport = transport
         self.creator = creator
-        self._verify = verify
+        # A CA bundle path becomes one SSL context shared by REST and the socket.
+        self._verify: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=str(verify))
+            if isinstance(verify, str | os.PathLike)
+            else verify
+        )
         self.options = {**DEFAULT_OPTIONS, **options}
         self._embedded: Any = None
 
@@ -543,6 +551,17 @@ class AsyncLinkisClient:
         scheme = "wss://" if base.startswith("https://") else "ws://"
         return scheme + base.split("://", 1)[1] + self.options["ws_path"]
 
+    def _ws_tls(self) -> dict[str, Any]:
+        """The socket's TLS settings: the same verification as REST."""
+        if not self._gateway.startswith("https://") or self._verify is True:
+            return {}
+        if self._verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return {"ssl": context}
+        return {"ssl": self._verify}
+
     def _ws_headers(self) -> dict[str, str]:
         assert self._http is not None
         headers = self._auth_headers()
@@ -565,6 +584,7 @@ class AsyncLinkisClient:
                     max_size=self.options["max_message_size"],
                     compression=None,
                     logger=_WS_LOGGER,
+                    **self._ws_tls(),
                 )
             except InvalidStatus as exc:
                 code = exc.response.status_code
@@ -1426,7 +1446,7 @@ class LinkisClient:
         token: str | None = None,
         transport: Transport = "auto",
         creator: str = protocol.DEFAULT_CREATOR,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         **options: Any,
     ) -> None:
         self._client = AsyncLinkisClient(

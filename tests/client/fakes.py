@@ -49,6 +49,7 @@ class LoopbackServer:
 
     def __init__(self) -> None:
         self.port = 0
+        self.ssl_options: Any = None  # an ssl.SSLContext to serve https/wss
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
@@ -59,7 +60,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_options is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> LoopbackServer:
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
@@ -72,7 +74,7 @@ class LoopbackServer:
     def _main(self, sockets: list[Any]) -> None:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self._server = tornado.httpserver.HTTPServer(self.make_app())
+        self._server = tornado.httpserver.HTTPServer(self.make_app(), ssl_options=self.ssl_options)
         self._server.add_sockets(sockets)
         self.loop.call_soon(self._ready.set)
         self.loop.run_forever()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -286,3 +290,54 @@ async def test_too_large_frame_with_forced_websocket_is_refused_and_leaves_no_jo
             await client.submit("log INFO " + "x" * 2000, engine="spark")
 
         assert client.jobs == [] and not fake_socket.jobs
+
+
+@pytest.fixture
+def fake_tls(tmp_path: Path) -> Iterator[tuple[FakeLinkis, Path]]:
+    """The socket-mode fake over https/wss with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = FakeLinkis(socket_mode=True)
+    server.ssl_options = context
+    server.start()
+    yield server, cert
+    server.stop()
+
+
+async def test_tls_gateway_with_its_ca_or_without_verification(
+    fake_tls: tuple[FakeLinkis, Path],
+) -> None:
+    server, cert = fake_tls
+    for verify in (str(cert), False):
+        async with client_for(server, verify=verify) as client:
+            job = await client.submit("log INFO over tls", engine="spark")
+            await job.wait(20)
+
+            assert client.transport_in_use == "websocket" and "over tls" in job.logs.info
+    strict = client_for(server)
+    with pytest.raises(ConnectionError, match="cannot reach"):
+        await strict.connect()
+    await strict.close()
