@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from conftest import FAST, async_wait_until
+from client_testing import FAST, async_wait_until
 
 from linkis_magic import protocol as p
 from linkis_magic.client import AsyncLinkisClient

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import FAST, wait_until
+from client_testing import FAST, wait_until
 
 from linkis_magic import Job, JobError, LinkisClient
 from linkis_magic.client import LoopThread
