@@ -86,6 +86,9 @@ class GatewayOptions:
     result_row_limit: int = 5_000_000
     log_push_interval: float = 0.025
     kill_grace: float = 1.5
+    # Engines whose work takes longer to stop: Spark cancels a job group task by task, and
+    # killing its process would lose the session (temporary views, PySpark state).
+    engine_kill_grace: dict[str, float] = field(default_factory=lambda: {"spark": 15.0})
     stop_grace: float = 3.0
     # More engines, or other classes for the built-in names: name -> "module:Class".
     engines: dict[str, str] = field(default_factory=dict)
@@ -613,7 +616,8 @@ class JobManager:
             self.finish(job, final)
             return
         proc.cancel(job.job_id)
-        job.kill_timer = self.loop.call_later(self.options.kill_grace, self._force_kill, job, proc)
+        grace = self.options.engine_kill_grace.get(job.engine, self.options.kill_grace)
+        job.kill_timer = self.loop.call_later(grace, self._force_kill, job, proc)
 
     def _force_kill(self, job: Job, proc: EngineProcess) -> None:
         if job.status.is_terminal:

@@ -148,3 +148,21 @@ async def test_a_job_that_ignores_the_interrupt_is_killed_with_its_process(ws: R
     _e, task_id = await ws.execute("print('a new engine')", creator="stubborn")
     assert await ws.wait_status(task_id) == "Succeed"
     assert "Starting a new python engine" in ws.job_log(task_id)
+
+
+async def test_the_kill_grace_is_per_engine(make_gateway: Any, login: Any) -> None:
+    gw = make_gateway(kill_grace=60.0, engine_kill_grace={"python": 0.3})
+    ws = await open_socket(gw.ws_url, login(gw.url, gw.user, gw.password))
+    code = (
+        "import time\n"
+        "while True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass"
+    )
+    try:
+        exec_id, task_id = await ws.execute(code)
+        await wait_running(ws, task_id)
+        await ws.send(p.build_job_frame(exec_id, "kill"))
+
+        assert await ws.wait_status(task_id, timeout=20) == "Cancelled"
+        assert "its process is killed" in ws.job_log(task_id)
+    finally:
+        await ws.conn.close()
