@@ -90,8 +90,7 @@ def register_table(server: GatewayServer, store: JobStore, rows: int) -> dict[st
 
     metadata = [{"columnName": n, "dataType": t, "comment": "NULL"} for n, t in TABLE_COLUMNS]
     with ResultDir(result_dir).new(TABLE, metadata) as writer:
-        for row in table_rows(rows):
-            writer.write_row(row)
+        writer.write_rows(table_rows(rows), rows)
     store.update(
         task_id,
         job_id=job_id,
