@@ -55,7 +55,7 @@ while i < {lines} and not os.path.exists({stop!r}):
 
 @dataclass
 class PushWatcher:
-    """The Job's subscriber: emit->seen per event, print->seen per line."""
+    """The Job's subscriber: emit->seen per pushed event, print->seen per line however it came."""
 
     emit_to_seen: list[float] = field(default_factory=list)
     print_to_seen: dict[int, float] = field(default_factory=dict)
@@ -63,15 +63,15 @@ class PushWatcher:
 
     def __call__(self, job: Any, event: Any) -> None:
         now = time.monotonic()
+        if isinstance(event, p.LogLines):  # pushed, or read over REST to fill a gap
+            for number, printed in printed_lines(event.all):
+                self.print_to_seen.setdefault(number, now - printed)
         emitted = getattr(event, "emitted", None)
         if emitted is None:
             return
         self.emit_to_seen.append(now - emitted)
         kind = type(event).__name__
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        if isinstance(event, p.LogLines):
-            for number, printed in printed_lines(event.all):
-                self.print_to_seen.setdefault(number, now - printed)
 
 
 class FrameTimer:

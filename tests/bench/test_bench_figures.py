@@ -53,7 +53,7 @@ def test_push_latency(bench_gateway: BenchGateway) -> None:
     assert lines > 0
     for poller, cadence in zip(values["polling"], TINY.poll_cadences, strict=True):
         assert poller["cadence_s"] == cadence
-        assert poller["lines_seen"] == lines  # every line reached every watcher
+        assert poller["lines_seen"] >= lines  # a poller reads every line the job printed
         assert poller["polls"] >= 2
         assert positive(poller["print_to_visible_median_s"])
 
