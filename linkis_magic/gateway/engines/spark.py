@@ -12,10 +12,12 @@ says what to install. Decisions an operator should know:
   engine process logs a WARN line naming the keys not applied. Restarting would lose the session's
   temporary views and Python state; the keys apply when the engine next starts (after its idle
   timeout, which stops the session through ``close()``).
-- Jobs of one engine run one at a time, each under a Spark job group named by its job id. A kill
-  cancels the group (and any job the group starts later); a PySpark job still running Python code
-  half a second after the kill gets an exception raised in its thread. A thread blocked in one long
-  C call (``time.sleep(600)``) is not reached that way; the gateway then stops the engine process.
+- Jobs of one engine run one at a time, each in a thread of its own under a Spark job group named
+  by its job id. A kill cancels the group (and any job the group starts later) and ends the job
+  Cancelled within half a second, while Spark tears the job down in the background (the next job
+  waits for that, saying so). A PySpark job still running Python code half a second after the kill
+  gets an exception raised in its thread, again every half second; code blocked in one long C call
+  (``time.sleep(600)``) only sees it when the call returns, and holds the engine until then.
 - Progress comes from Spark's status tracker, polled a few times a second: the share of a cell's
   statements done plus the share of the current statement's tasks done, never going back, with
   one progressInfo entry per stage. Spark's WARN and ERROR lines come from a log4j appender on a
@@ -589,7 +591,12 @@ class _Monitor:
     """
 
     def __init__(
-        self, sc: SparkContext, run: _Run, tail: _LogTail, interval: float, grace: float
+        self,
+        sc: SparkContext,
+        run: _Run,
+        tail: _LogTail,
+        interval: float,
+        grace: float,
     ) -> None:
         self.sc = sc
         self.run = run
@@ -741,6 +748,8 @@ class SparkEngine(Engine):
     """Results up to this many rows are collected at once; larger ones are streamed."""
     interrupt_grace = 0.5
     """Seconds a killed PySpark job may take to end before its Python code is interrupted."""
+    cancel_wait = 0.5
+    """Seconds execute() waits for a killed job's thread before it returns anyway."""
 
     def __init__(self, settings: EngineSettings) -> None:
         super().__init__(settings)
@@ -770,10 +779,45 @@ class SparkEngine(Engine):
             )
         if not self._acquire_run_lock(ctx):
             return
+        outcome: list[BaseException] = []
+        done = threading.Event()
+        worker = threading.Thread(
+            target=self._work,
+            args=(ctx, run_type in PYTHON_RUN_TYPES, outcome, done),
+            name=f"spark-job-{ctx.job_id}",
+            daemon=True,
+        )
         try:
-            self._execute(ctx, run_type in PYTHON_RUN_TYPES)
+            worker.start()
+        except BaseException:
+            self._run_lock.release()
+            raise
+        if self._wait_for_work(ctx, done) and outcome:
+            raise outcome[0]
+
+    def _work(
+        self, ctx: JobContext, python: bool, outcome: list[BaseException], done: threading.Event
+    ) -> None:
+        """The job's own thread: it holds the run lock until Spark is done with the job."""
+        try:
+            self._execute(ctx, python)
+        except BaseException as exc:
+            outcome.append(exc)
         finally:
             self._run_lock.release()
+            done.set()
+
+    def _wait_for_work(self, ctx: JobContext, done: threading.Event) -> bool:
+        """Wait for the job's thread; after a kill, at most ``cancel_wait`` seconds more.
+
+        Returns whether the thread ended. A killed job ends Cancelled at once even when Spark
+        takes its time to tear the job down (the gateway kills an engine process that is slow to
+        end a killed job); the next job waits for the run lock.
+        """
+        while not done.wait(0.05):
+            if ctx.cancelled.is_set():
+                return done.wait(self.cancel_wait)
+        return True
 
     def cancel(self, ctx: JobContext) -> None:
         """Cancel the job's Spark job group; the monitor keeps it cancelled until the job ends."""
@@ -811,7 +855,11 @@ class SparkEngine(Engine):
     def _acquire_run_lock(self, ctx: JobContext) -> bool:
         if self._run_lock.acquire(blocking=False):
             return True
-        ctx.log("INFO", "waiting for the running job of this spark engine to end")
+        ctx.log(
+            "INFO",
+            "waiting for the previous job of this spark engine to end "
+            "(Spark may still be tearing down a killed job)",
+        )
         while not self._run_lock.acquire(timeout=0.2):
             if ctx.cancelled.is_set():
                 return False
@@ -830,7 +878,11 @@ class SparkEngine(Engine):
         self._runs[ctx.job_id] = run
         self._local.run = run
         monitor = _Monitor(
-            sc, run, _LogTail(self._log_path), self.poll_interval, self.interrupt_grace
+            sc,
+            run,
+            _LogTail(self._log_path),
+            self.poll_interval,
+            self.interrupt_grace,
         )
         sc.setJobGroup(ctx.job_id, f"linkis job {ctx.exec_id}", interruptOnCancel=True)
         monitor.start()

@@ -353,7 +353,7 @@ def test_killed_query_ends_cancelled_and_the_session_runs_the_next_job(
     job.join(30)
 
     assert job.error is None
-    assert time.monotonic() - killed < 10
+    assert time.monotonic() - killed < 5
     assert ctx.cancelled.is_set() and ctx.tables() == []
     after = run(engine, "select 41 + 1 as answer")
     assert after.tables()[0][1] == [["42"]]
