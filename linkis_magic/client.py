@@ -703,6 +703,10 @@ class AsyncLinkisClient:
     def _on_socket_lost(self) -> None:
         if self.transport == "auto" and not self._closed:
             self._mode = "rest"
+        for job in self._jobs:
+            # Lines written while no socket listens are never pushed: from now on the log
+            # is read over REST, which numbers its lines.
+            job.push_next = None
         for tag, job in list(self._pending.items()):
             self._pending.pop(tag, None)
             job.finish(
