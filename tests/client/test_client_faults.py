@@ -252,3 +252,22 @@ async def test_session_logged_out_behind_the_clients_back(
         await second.wait(60)
 
         assert proxy.logins == 2 and "two" in second.logs.info
+
+
+async def test_socket_lost_for_good_the_job_ends_over_rest_with_its_whole_log(
+    gateway: Any, make_proxy: Callable[[str], FaultProxy]
+) -> None:
+    proxy = make_proxy(gateway.url)
+    async with through(proxy, gateway) as client:
+        job = await client.submit(TICKING, engine="python")
+        await async_wait_until(lambda: "tick 3" in job.logs.all, timeout=60)
+        proxy.refuse_upgrade = True
+        proxy.close_clients()
+        await job.wait(60)
+
+        assert client.transport_in_use == "rest" and proxy.upgrades == 1
+        assert printed(job.logs.all) == TICKS
+        whole = await server_log(
+            gateway.url, gateway.user, gateway.password, job.exec_id, job.task_id
+        )
+        assert job.logs.all == whole
