@@ -17,7 +17,8 @@ says what to install. Decisions an operator should know:
   Cancelled within half a second, while Spark tears the job down in the background (the next job
   waits for that, saying so). A PySpark job still running Python code half a second after the kill
   gets an exception raised in its thread, again every half second; code blocked in one long C call
-  (``time.sleep(600)``) only sees it when the call returns, and holds the engine until then.
+  (``time.sleep(600)``) does not see it, and the gateway stops the engine process after its kill
+  grace.
 - Progress comes from Spark's status tracker, polled a few times a second: the share of a cell's
   statements done plus the share of the current statement's tasks done, never going back, with
   one progressInfo entry per stage. Spark's WARN and ERROR lines come from a log4j appender on a
@@ -808,16 +809,28 @@ class SparkEngine(Engine):
             done.set()
 
     def _wait_for_work(self, ctx: JobContext, done: threading.Event) -> bool:
-        """Wait for the job's thread; after a kill, at most ``cancel_wait`` seconds more.
+        """Wait for the job's thread; after a kill, at most ``cancel_wait`` seconds more, unless
+        the job's own Python code still runs. Returns whether the thread ended.
 
-        Returns whether the thread ended. A killed job ends Cancelled at once even when Spark
-        takes its time to tear the job down (the gateway kills an engine process that is slow to
-        end a killed job); the next job waits for the run lock.
+        A killed job ends Cancelled at once while Spark tears its Spark jobs down in the
+        background (the next job waits for the run lock). PySpark code that goes on running is
+        waited for: if the interrupts do not stop it, the gateway stops the engine process.
         """
         while not done.wait(0.05):
             if ctx.cancelled.is_set():
-                return done.wait(self.cancel_wait)
-        return True
+                break
+        else:
+            return True
+        if done.wait(self.cancel_wait):
+            return True
+        while self._in_user_code(ctx):
+            if done.wait(0.05):
+                return True
+        return done.is_set()
+
+    def _in_user_code(self, ctx: JobContext) -> bool:
+        run = self._runs.get(ctx.job_id)
+        return run is not None and run.python and run.in_user_code
 
     def cancel(self, ctx: JobContext) -> None:
         """Cancel the job's Spark job group; the monitor keeps it cancelled until the job ends."""
