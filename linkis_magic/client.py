@@ -213,6 +213,7 @@ class AsyncLinkisClient:
         self._ws_auth_retried = False
         self._reconnect_now = False
         self._auth_failure: str | None = None
+        self._auth_handled_ws: ClientConnection | None = None
 
         self._jobs: list[AsyncJob] = []
         self._pending: collections.OrderedDict[str, AsyncJob] = collections.OrderedDict()
@@ -916,6 +917,10 @@ class AsyncLinkisClient:
         logger.debug("error reply to %s: %s", event.method, event.message)
 
     async def _socket_auth_failed(self, event: ErrorReply) -> None:
+        ws = self._ws
+        if ws is not None and ws is self._auth_handled_ws:
+            return  # another refusal on the socket already being replaced
+        self._auth_handled_ws = ws
         if self._ws_auth_retried:
             self._fail_all(f"authentication failed: the gateway says {event.message!r}")
             if self._ws is not None:

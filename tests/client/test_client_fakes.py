@@ -341,3 +341,19 @@ async def test_tls_gateway_with_its_ca_or_without_verification(
     with pytest.raises(ConnectionError, match="cannot reach"):
         await strict.connect()
     await strict.close()
+
+
+async def test_several_refused_frames_after_expiry_mean_one_login(
+    fake_socket: FakeLinkis,
+) -> None:
+    async with client_for(fake_socket, transport="websocket") as client:
+        warm = await client.submit("log INFO warm", engine="spark")
+        await warm.wait(20)
+        fake_socket.expire_tickets()
+
+        jobs = [await client.submit(f"log INFO job {i}", engine="spark") for i in range(5)]
+        for job in jobs:
+            await job.wait(20)
+
+        assert fake_socket.logins == 2 and len(fake_socket.jobs) == 6
+        assert all(f"job {i}" in job.logs.info for i, job in enumerate(jobs))
