@@ -96,6 +96,7 @@ def magic_shell(gw: BenchGateway) -> Any:
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance()
+    assert ip.extension_manager is not None
     publisher = ip.display_pub
     ip.display_pub = CapturingDisplayPublisher()
     ip.extension_manager.load_extension("linkis_magic")
@@ -145,7 +146,7 @@ def run(gw: BenchGateway, size: Size) -> Figure:
             magic_walls.append(wall)
             magic_rest.append(wall - seconds)
             engine.append(seconds)
-            ip.display_pub.outputs.clear()  # type: ignore[attr-defined]
+            ip.display_pub.outputs.clear()
 
             wall, task = bare.run(CODE)
             seconds = engine_seconds(task)

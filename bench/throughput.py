@@ -71,7 +71,7 @@ def recording_comms() -> Iterator[list[RecordingComm]]:
         return made
 
     original = comm.create_comm
-    comm.create_comm = create_comm
+    comm.create_comm = create_comm  # type: ignore[assignment]
     try:
         yield created
     finally:

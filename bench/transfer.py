@@ -79,11 +79,11 @@ def _typed(data_type: str, raw: np.ndarray, nulls: np.ndarray) -> Any:
     if data_type == "boolean":
         return pd.arrays.BooleanArray(raw == "true", nulls)
     if data_type == "date":
-        dates = pd.Series(np.where(nulls, None, raw), dtype=object)
+        dates = pd.Series(np.where(nulls, None, raw), dtype=object)  # type: ignore[call-overload,arg-type]
         return pd.to_datetime(dates, format="%Y-%m-%d").to_numpy()
     if data_type.startswith("decimal"):
         return np.array([None if n else Decimal(v) for v, n in zip(raw, nulls, strict=True)])
-    return np.where(nulls, None, raw)
+    return np.where(nulls, None, raw)  # type: ignore[call-overload]
 
 
 def client_frame(gw: BenchGateway, table: dict[str, Any]) -> Callable[[], pd.DataFrame]:
