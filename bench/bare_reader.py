@@ -1,9 +1,10 @@
 """The baseline reader: a bare ``websockets`` loop following one job's pushes, in its own process.
 
-``python -m bench.bare_reader WS_URL COOKIE EXEC_ID`` subscribes to the job (a status frame),
-prints ``subscribed``, then reads every frame with ``json.loads`` alone until the job's terminal
-status, and prints one JSON line: frames, lines, each frame's emit->receive latency, and the
-receive time of every benchmark line (``L <n> <time>`` or ``T <n>``) it saw.
+``python -m bench.bare_reader WS_URL EXEC_ID``, with the session cookie in $LINKIS_BENCH_COOKIE,
+subscribes to the job (a status frame), prints ``subscribed``, then reads every frame with
+``json.loads`` alone until the job's terminal status, and prints one JSON line: frames, lines,
+each frame's emit->receive latency, and the receive time of every benchmark line
+(``L <n> <time>`` or ``T <n>``) it saw.
 
 No parsing beyond ``json.loads``, no routing, no state: the least any client can do with the
 stream, so its rate is the ceiling for the client and its latency the floor.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -59,8 +61,8 @@ async def follow(url: str, cookie: str, exec_id: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    url, cookie, exec_id = argv
-    result = asyncio.run(follow(url, cookie, exec_id))
+    url, exec_id = argv
+    result = asyncio.run(follow(url, os.environ["LINKIS_BENCH_COOKIE"], exec_id))
     print(json.dumps(result), flush=True)
     return 0
 

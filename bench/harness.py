@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
+COOKIE_ENV = "LINKIS_BENCH_COOKIE"  # the session cookie a child process logs in with
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ class Child:
     def __init__(self, gw: BenchGateway, module: str, *args: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env[COOKIE_ENV] = gw.login_cookie()  # not in argv, where any local user could read it
         self.module = module
         self._stderr_path = gw.data_dir / f"{module}-{time.monotonic_ns()}.stderr"
         with open(self._stderr_path, "w", encoding="utf-8") as stderr:
@@ -346,13 +348,13 @@ class Child:
 def bare_reader(gw: BenchGateway, exec_id: str) -> Child:
     """``bench.bare_reader`` following the job, subscribed when this returns."""
     ws_url = "ws://" + gw.url.split("://", 1)[1] + "/ws/api/entrance/connect"
-    child = Child(gw, "bench.bare_reader", ws_url, gw.login_cookie(), exec_id)
+    child = Child(gw, "bench.bare_reader", ws_url, exec_id)
     child.expect("subscribed")
     return child
 
 
 def poller(gw: BenchGateway, exec_id: str, cadence: float) -> Child:
     """``bench.poller`` polling the job every ``cadence`` seconds, started when this returns."""
-    child = Child(gw, "bench.poller", gw.url, gw.login_cookie(), exec_id, repr(cadence))
+    child = Child(gw, "bench.poller", gw.url, exec_id, repr(cadence))
     child.expect("ready")
     return child

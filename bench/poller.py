@@ -1,15 +1,17 @@
 """The REST-polling baseline, in its own process: what a client without pushes sees, and when.
 
-``python -m bench.poller BASE_URL COOKIE EXEC_ID CADENCE`` prints ``ready``, then every CADENCE
-seconds reads the job's ``/status`` and its new log lines (``/log?fromLine=N&size=-1``, as
-Linkis's web console does), until the job's status is terminal. It then prints one JSON line:
-how many polls it made and, for every benchmark line ``L <n> <engine time>``, how long after the
-engine printed it the poll that brought it returned.
+``python -m bench.poller BASE_URL EXEC_ID CADENCE``, with the session cookie in
+$LINKIS_BENCH_COOKIE, prints ``ready``, then every CADENCE seconds reads the job's ``/status``
+and its new log lines (``/log?fromLine=N&size=-1``, as Linkis's web console does), until the
+job's status is terminal. It then prints one JSON line: how many polls it made and, for every
+benchmark line ``L <n> <engine time>``, how long after the engine printed it the poll that
+brought it returned.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -69,7 +71,8 @@ def poll(base_url: str, cookie: str, exec_id: str, cadence: float) -> dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    base_url, cookie, exec_id, cadence = argv
+    base_url, exec_id, cadence = argv
+    cookie = os.environ["LINKIS_BENCH_COOKIE"]
     print(json.dumps(poll(base_url, cookie, exec_id, float(cadence))), flush=True)
     return 0
 
