@@ -313,6 +313,18 @@ def _comment(spark_field: Any) -> str:
     return comment if isinstance(comment, str) else ""
 
 
+# Warnings about this installation, not about the user's job: kept out of job logs.
+_NOISE_WARNINGS = ("PySpark does not yet fully support pandas",)
+
+
+def relay_warnings(ctx: JobContext, caught: Iterable[warnings.WarningMessage]) -> None:
+    """Python warnings raised while a job ran, as WARN lines of its log."""
+    for w in caught:
+        text = str(w.message)
+        if not text.startswith(_NOISE_WARNINGS):
+            ctx.log("WARN", f"{w.category.__name__}: {text}")
+
+
 def pandas_table(frame: Any) -> tuple[list[Column], Iterator[list[str | None]]]:
     """Columns and rendered rows of a pandas DataFrame (its index is left out)."""
     import pandas as pd
@@ -908,8 +920,7 @@ class SparkEngine(Engine):
                     else:
                         self._run_sql(ctx, run, spark)
                 finally:
-                    for w in caught:
-                        ctx.log("WARN", f"{w.category.__name__}: {w.message}")
+                    relay_warnings(ctx, caught)
         finally:
             monitor.stop(last_look=not ctx.cancelled.is_set())
             self._runs.pop(ctx.job_id, None)
@@ -1092,8 +1103,7 @@ class SparkEngine(Engine):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("default")
                 spark = self._start_session(conf)
-            for w in caught:
-                ctx.log("WARN", f"{w.category.__name__}: {w.message}")
+            relay_warnings(ctx, caught)
             self._spark, self._sc = spark, spark.sparkContext
             ctx.log(
                 "INFO",

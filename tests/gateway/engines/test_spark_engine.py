@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from linkis_magic.gateway.engines.base import Column, EngineError, EngineSetting
 from linkis_magic.gateway.engines.spark import (
     SparkEngine,
     missing_requirement,
+    relay_warnings,
     render_double,
     render_float,
     render_nested,
@@ -175,6 +177,18 @@ def test_values_render_as_spark_prints_them() -> None:
     assert render_timestamp(dt.datetime(2026, 1, 2, 3, 4, 5, 120000)) == "2026-01-02 03:04:05.12"
     assert render_timestamp(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02 03:04:05"
     assert render_nested([1, None, {"k": "v"}]) == '[1,null,{"k":"v"}]'
+
+
+def test_warnings_reach_the_job_log_but_not_pysparks_pandas_version_notice() -> None:
+    ctx = RecordingContext("select 1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("PySpark does not yet fully support pandas >= 3.0.0.", FutureWarning, 1)
+        warnings.warn("the user's own deprecation", DeprecationWarning, 1)
+
+    relay_warnings(ctx, caught)
+
+    assert ctx.logs == [("WARN", "DeprecationWarning: the user's own deprecation")]
 
 
 def test_missing_java_fails_the_job_with_what_to_install(
