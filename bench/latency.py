@@ -148,6 +148,7 @@ def follow(
         polls = {c: child.result(max(cadences) * 3 + 60) for c, child in children.items()}
         return Run(watcher, polls, reader.result() if reader else None)
     finally:
+        go.touch()  # a job left waiting would hold the engine for a minute
         stop.touch()
         for child in [*children.values(), *([reader] if reader else [])]:
             child.close()

@@ -121,6 +121,7 @@ def run(gw: BenchGateway, size: Size) -> Figure:
     lines = size.throughput_lines
     go = gw.data_dir / f"go-{time.monotonic_ns()}"
     client = gw.client()
+    reader = None
     try:
         client.submit("0", engine="python").wait(timeout=120)  # the engine process is warm
         with recording_comms() as comms:
@@ -142,6 +143,9 @@ def run(gw: BenchGateway, size: Size) -> Figure:
         closed = time.monotonic()
         bare = reader.result()
     finally:
+        go.touch()  # a job left waiting would hold the engine for a minute
+        if reader is not None:
+            reader.close()
         client.close()
     return _figure(size, job, last, bare, comms, view, started, shown, closed)
 
