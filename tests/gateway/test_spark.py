@@ -118,6 +118,25 @@ async def test_a_cell_of_several_statements_gives_several_result_sets(
     assert "statement 3/3 started" in log_bucket(ws, task_id, 2)
 
 
+async def test_runtime_spark_settings_apply_to_their_job_alone(
+    ws: RawSocket, http: httpx.Client
+) -> None:
+    show = "set spark.sql.shuffle.partitions"
+    _e, task_id, status = await run_spark(
+        ws,
+        show,
+        runtime={"spark.sql.shuffle.partitions": "7", "wds.linkis.rm.yarnqueue": "default"},
+    )
+    _e, after_id, after = await run_spark(ws, show)
+
+    assert (status, after) == ("Succeed", "Succeed"), log_bucket(ws, task_id, 0)
+    assert result_sets(http, task_id)[0]["fileContent"] == [["spark.sql.shuffle.partitions", "7"]]
+    assert result_sets(http, after_id)[0]["fileContent"][0][1] != "7"
+    info = log_bucket(ws, task_id, 2)
+    assert "runtime settings for this job: spark.sql.shuffle.partitions" in info
+    assert "does not use: wds.linkis.rm.yarnqueue" in info
+
+
 async def test_type_matrix_round_trips_through_open_file(ws: RawSocket, http: httpx.Client) -> None:
     code = """select cast(7 as int) as i, cast(8 as bigint) as b, cast(9 as smallint) as sm,
                      cast(1 as tinyint) as ti, cast(0.25 as float) as f, cast(1.5 as double) as d,

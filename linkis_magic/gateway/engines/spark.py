@@ -34,6 +34,7 @@ says what to install. Decisions an operator should know:
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import datetime as dt
 import decimal
@@ -311,6 +312,36 @@ def _comment(spark_field: Any) -> str:
     metadata = getattr(spark_field, "metadata", None) or {}
     comment = metadata.get("comment", "")
     return comment if isinstance(comment, str) else ""
+
+
+@contextlib.contextmanager
+def job_settings(ctx: JobContext, spark: SparkSession) -> Iterator[None]:
+    """The job's runtime configuration, for the job alone.
+
+    ``spark.*`` keys Spark can change in a running session (``spark.sql.shuffle.partitions``,
+    ``spark.sql.ansi.enabled`` ...) are set before the job and put back after it; the others are
+    named in an INFO line and not applied.
+    """
+    applied: dict[str, str | None] = {}
+    skipped = []
+    for key, value in ctx.runtime.items():
+        if key.startswith("spark.") and spark.conf.isModifiable(key):
+            applied[key] = spark.conf.get(key, None)
+            spark.conf.set(key, value)
+        else:
+            skipped.append(key)
+    if applied:
+        ctx.log("INFO", "runtime settings for this job: " + ", ".join(sorted(applied)))
+    if skipped:
+        ctx.log("INFO", "runtime settings the spark engine does not use: " + ", ".join(skipped))
+    try:
+        yield
+    finally:
+        for key, previous in applied.items():
+            if previous is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, previous)
 
 
 # Warnings about this installation, not about the user's job: kept out of job logs.
@@ -912,7 +943,7 @@ class SparkEngine(Engine):
         sc.setJobGroup(ctx.job_id, f"linkis job {ctx.exec_id}", interruptOnCancel=True)
         monitor.start()
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with job_settings(ctx, spark), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("default")
                 try:
                     if python:
