@@ -657,6 +657,8 @@ class EntranceSocket(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: str) -> None:
         self._is_open = True
+        # Pushes are small and latency is the point: no Nagle delay behind an unacknowledged frame.
+        self.set_nodelay(True)
         ticket = _cookie(self.request, p.TICKET_COOKIE)
         if not (ticket and self.gw.auth.user_of_ticket(ticket)):
             self._token_user = request_user(self.gw.auth, self.request)
