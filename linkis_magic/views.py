@@ -319,8 +319,11 @@ class BaseView:
         with self._lock:
             if self._closed:
                 return False
+            # Read "done" before drawing: a job that ends between the two is drawn once more at
+            # the next tick, so the final state is never skipped.
+            done = self.background and self.job.done
             self.render()
-        if not (self.background and self.job.done):
+        if not done:
             return True
         with self._lock:
             self._closed = True
