@@ -64,7 +64,9 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the main
+# thread while it is open, which would break every asyncio test that runs after this module.
+@pytest.fixture(scope="module")
 def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """An embedded gateway for the session, as the env vars the magic and the kernel read."""
     from linkis_magic.demo import embedded_gateway
@@ -73,7 +75,7 @@ def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         yield gateway.env()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, gateway_env: dict[str, str]) -> Iterator[Lab]:
     """JupyterLab on 127.0.0.1 with fresh config, runtime, data, settings and workspace dirs.
 
@@ -160,7 +162,7 @@ def _server_info(runtime_dir: Path, server: subprocess.Popen[bytes]) -> dict[str
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """A Chromium context with a fresh user data dir, driven by Playwright."""
     ARTIFACTS.mkdir(exist_ok=True)
