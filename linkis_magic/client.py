@@ -762,9 +762,13 @@ class AsyncLinkisClient:
             # ws.send raises before writing anything: the server never saw this frame.
             self._pending.pop(job.tag, None)
             job.push_next = None
-            if self.transport == "websocket":
+            if self.transport != "websocket":
+                return False
+            if self._closed or self._ws_task is None or self._ws_task.done():
                 raise
-            return False
+            # The socket is being replaced (a re-login, a drop): send it on the next one.
+            logger.info("socket closing; the execute frame waits for the next (tag %s)", job.tag)
+            self._resend.append((job, text))
         return True
 
     # ----------------------------------------------------------------- incoming frames
