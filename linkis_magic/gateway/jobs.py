@@ -57,6 +57,7 @@ STATUS_MESSAGE = "Get the status of the task successfully(获取任务状态成�
 PROGRESS_MESSAGE = "return the schedule information (返回进度信息!)"
 LOG_MESSAGE = "Return log information(返回日志信息)"
 WAITING_MESSAGE = "Get waiting size succeed."
+WAITING_PUSH_INTERVAL = 0.25  # seconds between two rounds of queue-position pushes of an engine
 
 
 class RequestError(Exception):
@@ -165,6 +166,10 @@ class EngineSlot:
     process: EngineProcess | None = None
     runner: asyncio.Task[None] | None = None
     idle_timer: asyncio.TimerHandle | None = None
+    # Queue positions last pushed (taskID -> position), and the throttle of those pushes.
+    waiting_sent: dict[int, int] = field(default_factory=dict)
+    waiting_timer: asyncio.TimerHandle | None = None
+    waiting_at: float = float("-inf")
 
 
 class JobManager:
@@ -798,10 +803,29 @@ class JobManager:
         self._push(job, "progress", PROGRESS_MESSAGE, data)
 
     def _push_waiting(self, slot: EngineSlot) -> None:
+        """Push queue positions: at once, then at most every WAITING_PUSH_INTERVAL per engine.
+
+        Every job that leaves a queue moves all the jobs behind it, so pushing each change to
+        each job would cost a quadratic number of frames for a burst of submissions.
+        """
+        if slot.waiting_timer is not None:
+            return
+        delay = slot.waiting_at + WAITING_PUSH_INTERVAL - self.loop.time()
+        if delay > 0:
+            slot.waiting_timer = self.loop.call_later(delay, self._flush_waiting, slot)
+        else:
+            self._flush_waiting(slot)
+
+    def _flush_waiting(self, slot: EngineSlot) -> None:
+        slot.waiting_timer = None
+        slot.waiting_at = self.loop.time()
         busy = 1 if slot.current is not None else 0
+        sent: dict[int, int] = {}
         for index, job in enumerate(slot.queue):
-            data = {"waitingSize": index + busy}
-            self._push(job, "waitingSize", WAITING_MESSAGE, data)
+            position = sent[job.task_id] = index + busy
+            if slot.waiting_sent.get(job.task_id) != position:
+                self._push(job, "waitingSize", WAITING_MESSAGE, {"waitingSize": position})
+        slot.waiting_sent = sent
 
     def _push(self, job: Job, op: str, message: str, data: dict[str, Any]) -> None:
         targets = job.subscribers or self.sockets.get(job.user, set())

@@ -92,6 +92,29 @@ async def test_waiting_jobs_get_their_queue_position(ws: RawSocket) -> None:
     assert await ws.wait_status(third) == "Succeed"
 
 
+async def test_a_burst_of_queued_jobs_costs_a_linear_number_of_position_pushes(
+    ws: RawSocket,
+) -> None:
+    first_exec, first = await ws.execute("import time\ntime.sleep(30)", creator="burst")
+    await ws.until(
+        lambda f: f["data"].get("taskID") == first and f["data"].get("status") == "Running"
+    )
+    code = "import time\ntime.sleep(0.02)"
+    queued = [(await ws.execute(code, creator="burst"))[1] for _ in range(30)]
+    await ws.send(p.build_job_frame(first_exec, "kill"))
+    for task in queued:
+        assert await ws.wait_status(task) == "Succeed"
+
+    pushes = [f for f in ws.frames if f["method"].endswith("/waitingSize")]
+    positions: dict[int, list[int]] = {}
+    for frame in pushes:
+        positions.setdefault(frame["data"]["taskID"], []).append(frame["data"]["waitingSize"])
+    assert set(positions) <= set(queued) and queued[-1] in positions
+    assert all(seen == sorted(seen, reverse=True) for seen in positions.values())
+    # Pushing every change to every waiting job would take about 30 * 30 frames.
+    assert len(pushes) < 30 * 30 / 2
+
+
 async def test_queued_jobs_hold_no_open_files(ws: RawSocket, http: httpx.Client) -> None:
     first_exec, first = await ws.execute("import time\ntime.sleep(30)", creator="fds")
     await ws.until(
