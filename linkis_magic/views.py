@@ -369,42 +369,58 @@ class JobView(BaseView):
     def __init__(self, job: Job, **kwargs: Any) -> None:
         super().__init__(job, **kwargs)
         import ipywidgets as w
+        from ipywidgets.widgets.widget_string import HTMLStyle
 
-        self.header = w.HTML()
-        self.status = w.HTML()
+        # Widgets whose layout and style never change share one model of each: every model is
+        # a comm the kernel opens and the frontend builds, for every cell.
+        layout = w.Layout()
+        html_style = HTMLStyle()
+
+        def html() -> Any:
+            return w.HTML(layout=layout, style=html_style)
+
+        self.header = html()
+        self.status = html()
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="50%"))
-        self.percent = w.Label("0%")
-        self.stages = w.HTML()
+        self.percent = w.Label("0%", layout=layout)
+        self.stages = html()
         self.level = w.Dropdown(
             options=[("all", "ALL"), ("errors", "ERROR"), ("warnings", "WARN"), ("info", "INFO")],
             value="ALL",
             description="level",
             layout=w.Layout(width="12em"),
         )
-        self.log = w.HTML()
-        self.log_box = w.Accordion(children=[w.VBox([self.level, self.log])], selected_index=None)
+        self.log = html()
+        self.log_box = w.Accordion(
+            children=[w.VBox([self.level, self.log], layout=layout)],
+            selected_index=None,
+            layout=layout,
+        )
         self.log_box.set_title(0, "log")
         self.cancel = w.Button(description="Cancel", icon="stop", button_style="warning")
-        self.results = w.Output()
+        self.results = w.Output(layout=layout)
         self.panel = w.VBox(
             [
                 self.header,
-                w.HBox([self.status, self.cancel]),
-                w.HBox([self.bar, self.percent]),
+                w.HBox([self.status, self.cancel], layout=layout),
+                w.HBox([self.bar, self.percent], layout=layout),
                 self.stages,
                 self.log_box,
                 self.results,
-            ]
+            ],
+            layout=layout,
         )
         if not self.background:
             # A click would queue behind the running cell (PEERS.md 4.4): interrupt instead.
             self.cancel.layout.display = "none"
-        plain_bundle = self.panel._repr_mimebundle_
-
         def bundle(**kwargs: Any) -> Any:
-            data = plain_bundle(**kwargs)
-            data["text/plain"] = self.summary()
-            return data
+            # ipywidgets' own bundle also builds a repr of the whole widget tree, only to have
+            # its text/plain replaced here.
+            view = {"version_major": 2, "version_minor": 0, "model_id": self.panel.model_id}
+            return {
+                "text/plain": self.summary(),
+                "application/vnd.jupyter.widget-view+json": view,
+            }
 
         # Where widgets cannot render (nbconvert, terminals) show one line, not the widget tree.
         self.panel._repr_mimebundle_ = bundle
