@@ -572,25 +572,37 @@ class FileSystemHandler(LinkisHandler):
         if not path.is_file() or not path.name.endswith(resultsets.SUFFIX):
             self.reply_error(method, RequestError(80011, f"The file {path.name} does not exist"))
             return
+        null_value = self.get_query_argument("nullValue", None)
         try:
-            result = resultsets.read_page(path, page, page_size)
+            raw = resultsets.read_raw_page(path, page, page_size)
+            rows: Any = None
+            if null_value is not None and raw.kind == resultsets.TABLE:
+                rows = [
+                    [null_value if c == resultsets.NULL else c for c in row]
+                    for row in resultsets.read_page(path, page, page_size).rows
+                ]
         except (OSError, ValueError) as exc:
             self.reply_error(method, RequestError(80012, f"The result set cannot be read: {exc}"))
             return
-        null_value = self.get_query_argument("nullValue", None)
-        rows = result.rows
-        if null_value is not None and result.kind == resultsets.TABLE:
-            rows = [[null_value if c == resultsets.NULL else c for c in row] for row in rows]
         data = {
-            "metadata": result.metadata,
-            "fileContent": rows,
-            "type": result.kind,
+            "metadata": raw.metadata,
+            "fileContent": _RAW_ROWS if rows is None else rows,
+            "type": raw.kind,
             "page": page,
             "totalPage": 0,
-            "totalLine": len(rows),
-            "totalColumn": len(result.metadata) if isinstance(result.metadata, list) else 1,
+            "totalLine": raw.count,
+            "totalColumn": len(raw.metadata) if isinstance(raw.metadata, list) else 1,
         }
-        self.reply(0, "OK", data, method)
+        body = json.dumps(p.build_message(method, 0, "OK", data), ensure_ascii=False).encode()
+        if rows is None:
+            # The stored rows are already a JSON array: splice them in rather than parse a page
+            # of up to 100,000 rows only to encode it again.
+            body = body.replace(_RAW_ROWS_JSON, raw.rows_json, 1)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(body)
+
+    def compute_etag(self) -> str | None:
+        return None  # hashing every page of a large result set costs; nothing caches them
 
     def _open_log(self, path: Path, method: str) -> None:
         from linkis_magic.gateway.jobs import read_log_file
@@ -881,6 +893,10 @@ def make_app(gw: Gateway) -> tornado.web.Application:
 
 
 _access_log = logging.getLogger(__name__ + ".access")
+
+# A placeholder for the rows of an openFile reply, replaced by the stored rows once encoded.
+_RAW_ROWS = "\x00rows\x00"
+_RAW_ROWS_JSON = json.dumps(_RAW_ROWS).encode()
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -17,7 +17,7 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -195,36 +195,53 @@ def _index_of(path: Path) -> tuple[int, str]:
 
 def read_page(path: Path, page: int, page_size: int) -> Page:
     """Rows ``(page-1)*page_size`` .. of one result set, reading only that page."""
+    raw = read_raw_page(path, page, page_size)
+    # One parse per page, not per row: rows are JSON arrays of strings (the writer quotes every
+    # cell). Checking each cell costs as much as the parse: not done.
+    rows = [row if type(row) is list else [str(row)] for row in json.loads(raw.rows_json)]
+    return Page(raw.kind, raw.metadata, rows)
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """A page as stored: ``rows_json`` is the JSON array of its ``count`` rows, unparsed."""
+
+    kind: str
+    metadata: Any
+    rows_json: bytes
+    count: int
+
+
+def read_raw_page(path: Path, page: int, page_size: int) -> RawPage:
+    """A page whose rows can go to a client as they are stored, without a parse and a dump."""
     start = max(page - 1, 0) * page_size
     with open(path, "rb") as f:
         header = json.loads(f.readline())
-        rows = list(_rows_from(f, path, start, page_size))
-    return Page(str(header.get("type", TEXT)), header.get("metadata"), rows)
+        lines = _lines_from(f, path, start, page_size)
+    kind = str(header.get("type", TEXT))
+    return RawPage(kind, header.get("metadata"), b"[" + b",".join(lines) + b"]", len(lines))
 
 
-def _rows_from(f: BinaryIO, path: Path, start: int, count: int) -> Iterator[list[str]]:
+def _lines_from(f: BinaryIO, path: Path, start: int, count: int) -> list[bytes]:
     index = path.with_name(path.name + INDEX_SUFFIX)
     try:
         with open(index, "rb") as ix:
             ix.seek(start * 8)
             raw = ix.read(8)
         if len(raw) < 8:
-            return
+            return []
         f.seek(_OFFSET.unpack(raw)[0])
     except FileNotFoundError:
         for _ in range(start):
             if not f.readline():
-                return
+                return []
     lines = []
     for _ in range(count):
         line = f.readline()
         if not line:
             break
         lines.append(line.rstrip(b"\n"))
-    # One parse per page, not per row: rows are JSON arrays of strings (the writer quotes every
-    # cell), joined into one array. Checking each cell costs as much as the parse: not done.
-    for row in json.loads(b"[" + b",".join(lines) + b"]"):
-        yield row if type(row) is list else [str(row)]
+    return lines
 
 
 def row_count(path: Path) -> int:
