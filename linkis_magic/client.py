@@ -937,8 +937,19 @@ class AsyncLinkisClient:
             self._fail_all(f"authentication failed: {exc}")
             return
         self._reconnect_now = True
+        await self._settle_pending(self.options["first_reply_wait"])
         if self._ws is not None:
             await self._ws.close()
+
+    async def _settle_pending(self, timeout: float) -> None:
+        """Let execute frames already sent on this socket be answered before it is closed.
+
+        A frame the server refused for the login is sent again on the next socket; one whose
+        answer the close would cut off could only be failed, never safely sent again.
+        """
+        deadline = time.monotonic() + timeout
+        while self._pending and self._ws is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     # ----------------------------------------------------------------- following a job
 
