@@ -77,16 +77,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "ws_path": protocol.WS_PATH,
 }
 
-DEFAULT_RUN_TYPES = {
-    "spark": "sql",
-    "hive": "hql",
-    "python": "python",
-    "shell": "shell",
-    "jdbc": "jdbc",
-    "presto": "psql",
-    "trino": "tsql",
-}
-
 _REFUSED_UPGRADE = {400, 403, 404, 405, 426, 501}
 _TICK = 0.2
 _LOG_READ_MAX = 10_000
@@ -141,8 +131,7 @@ class _HTTPError(ProtocolError):
 
 def default_run_type(engine: str) -> str:
     """The runType a job gets when none is given (Linkis's default is sql)."""
-    name, _version = protocol.split_engine_type(engine)
-    return DEFAULT_RUN_TYPES.get(name.lower(), "sql")
+    return protocol.known_run_type(engine) or "sql"
 
 
 class AsyncLinkisClient:

@@ -21,6 +21,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, TraitType, Unicode
 from traitlets.config import Configurable
 
 from .errors import LinkisError
+from .protocol import known_run_type
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,10 +46,14 @@ ENV_VARS = {
     "token": "LINKIS_TOKEN",
 }
 
-# runType Linkis expects when a cell names only its engine.
-DEFAULT_RUN_TYPES = {"spark": "sql", "hive": "hql", "python": "python", "shell": "shell"}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def default_run_type(engine: str) -> str:
+    """The runType of a cell that names only its engine: Linkis's for the engines it knows,
+    else the engine's own name (``trino`` -> ``tsql``, ``mydb-2`` -> ``mydb``)."""
+    return known_run_type(engine) or engine.partition("-")[0]
 
 
 class SettingsError(LinkisError, ValueError):
@@ -175,8 +180,7 @@ class Settings:
         """The runType of a cell that names only ``engine`` (spark-3.4.1 counts as spark)."""
         if self.default_run_type and engine == self.default_engine:
             return self.default_run_type
-        name = engine.partition("-")[0]
-        return DEFAULT_RUN_TYPES.get(name, name)
+        return default_run_type(engine)
 
 
 _FIELDS = [f.name for f in fields(Settings) if f.name != "sources"]

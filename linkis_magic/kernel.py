@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 from traitlets import Bool, Unicode, default
 
 from . import __version__
-from .config import DEFAULT_RUN_TYPES, is_valid_name
+from .config import default_run_type, is_valid_name
 from .kernelspecs import ENGINE_ENV, RUN_TYPE_ENV
 
 log = logging.getLogger(__name__)
@@ -95,11 +95,6 @@ _SQL_WORDS = (
 )
 SQL_KEYWORDS = tuple(_SQL_WORDS.split())
 _WORD_BEFORE_CURSOR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def default_run_type(engine: str) -> str:
-    """The runType of an engine's cells when none is named (spark-3.4.1 counts as spark)."""
-    return DEFAULT_RUN_TYPES.get(engine.partition("-")[0], engine)
 
 
 def language_info_for(run_type: str) -> dict[str, Any]:

@@ -49,6 +49,23 @@ DEFAULT_ENGINE_VERSIONS: dict[str, str] = {
 }
 
 
+# The runType a job of each engine gets when its request names none.
+DEFAULT_RUN_TYPES: dict[str, str] = {
+    "spark": "sql",
+    "hive": "hql",
+    "python": "python",
+    "shell": "shell",
+    "jdbc": "jdbc",
+    "presto": "psql",
+    "trino": "tsql",
+}
+
+
+def known_run_type(engine: str) -> str | None:
+    """The default runType of an engine (``spark-3.4.1`` counts as spark); None if unknown."""
+    return DEFAULT_RUN_TYPES.get(engine.partition("-")[0].lower())
+
+
 class JobStatus(str, enum.Enum):
     """Linkis's SchedulerEventState (section 5)."""
 

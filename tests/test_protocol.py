@@ -598,3 +598,10 @@ def test_log_line_format_and_level() -> None:
     assert p.log_level_of(line) == "INFO"
     assert p.log_level_of("2026-12-01 08:05:03.042 SYSTEM-ERROR boom") == "ERROR"
     assert p.log_level_of("Traceback (most recent call last):") is None
+
+
+def test_known_run_types() -> None:
+    assert p.known_run_type("spark") == "sql"
+    assert p.known_run_type("Spark-3.4.1") == "sql"
+    assert p.known_run_type("hive") == "hql"
+    assert p.known_run_type("mydb") is None

@@ -24,7 +24,6 @@ from linkis_magic import protocol as p
 from linkis_magic.gateway import variables
 from linkis_magic.gateway.engines.base import EngineSettings
 from linkis_magic.gateway.engines.process import (
-    DEFAULT_RUN_TYPES,
     ENGINE_CLASSES,
     EngineProcess,
     engine_names,
@@ -294,7 +293,7 @@ class JobManager:
         engine, _version = p.split_engine_type(engine_label)
         engine = engine.lower()
         if not run_type:
-            run_type = DEFAULT_RUN_TYPES.get(engine, "sql")
+            run_type = p.known_run_type(engine) or "sql"
         if not _NAME.match(creator):
             raise RequestError(
                 20009,

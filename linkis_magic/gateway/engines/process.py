@@ -45,8 +45,6 @@ ENGINE_CLASSES: dict[str, str] = {
     "spark": "linkis_magic.gateway.engines.spark:SparkEngine",
 }
 
-# The run type a job gets when its request names none.
-DEFAULT_RUN_TYPES: dict[str, str] = {"python": "python", "shell": "shell", "spark": "sql"}
 
 _LOG_BATCH = 2000  # log lines per event the child writes
 _DRAIN_EVENTS = 2  # events the gateway takes per loop callback
