@@ -271,10 +271,11 @@ class AsyncJob:
         if self.ended_at is None:
             self.ended_at = time.time()
         self._done = True
+        # Subscribers first: a view draws the final state before any waiter wakes up.
+        self.emit(None)
         self._done_event.set()
         self._done_flag.set()
         self.wake.set()
-        self.emit(None)
 
     # ----------------------------------------------------------------- outcome
 

@@ -9,6 +9,7 @@ on which cell is running when a render happens.
 
 from __future__ import annotations
 
+import contextvars
 import html
 import logging
 import sys
@@ -313,7 +314,12 @@ class BaseView:
         self._throttle.stop()
 
     def _on_event(self, job: Job, event: object) -> None:
+        if self.background and job.done:
+            self._on_done()
         self._throttle.poke()
+
+    def _on_done(self) -> None:
+        """Called on the client's thread when a background job ends, before its waiters wake."""
 
     def _tick(self) -> bool:
         with self._lock:
@@ -413,6 +419,7 @@ class JobView(BaseView):
         if not self.background:
             # A click would queue behind the running cell (PEERS.md 4.4): interrupt instead.
             self.cancel.layout.display = "none"
+
         def bundle(**kwargs: Any) -> Any:
             # ipywidgets' own bundle also builds a repr of the whole widget tree, only to have
             # its text/plain replaced here.
@@ -434,6 +441,17 @@ class JobView(BaseView):
         from IPython.display import display
 
         self._handle = display(self.panel, display_id=True)
+
+    def _on_done(self) -> None:
+        # Draw the final state now rather than at the next tick: a cell that waits for this
+        # background job then returns after the widgets changed, so a notebook run headless
+        # (nbclient, papermill) saves the final state with that cell. Results still come from
+        # the view's own thread (fetching them here would block the client's loop).
+        # The client's tasks carry the context of the cell that submitted the job; an empty
+        # one sends these messages, as from a plain thread, with the cell running now.
+        with self._lock:
+            if not self._closed:
+                contextvars.Context().run(self.render)
 
     def finished(self) -> None:
         # Saved notebooks and frontends without widgets keep the plain-text line: make it final.
