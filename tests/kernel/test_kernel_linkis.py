@@ -230,7 +230,8 @@ def test_nbclient_stops_a_notebook_at_the_first_failed_linkis_cell(
     client = NotebookClient(nb, km=km, timeout=120, kernel_name="linkis_python")
 
     with pytest.raises(CellExecutionError, match="stop here"):
-        client.execute(env=kernel_env(tmp_path, gateway))
+        # The client was handed its kernel manager, so it stops the kernel only when told to.
+        client.execute(env=kernel_env(tmp_path, gateway), cleanup_kc=True)
 
     printed = [o.get("data", {}).get("text/plain", "") for o in nb.cells[1].outputs]
     assert any("42" in text for text in printed)
