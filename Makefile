@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml $(wildcard kernelspec/*/kernel.json)
 
 install: $(STAMP)
 
-# Java 17 for the Spark engine, when no java is on the PATH.
+# Java 17 for the Spark engine, when no java is on the PATH; openssl for the TLS test's certificate.
 system-deps:
 	@command -v java >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y openjdk-17-jre-headless; }
+	@command -v openssl >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y openssl; }
 
 # Debian's Chromium for the browser test (Playwright's own browser download does not work offline).
 browser-deps:
