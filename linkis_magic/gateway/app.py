@@ -31,6 +31,8 @@ from linkis_magic.gateway.jobs import (
     GatewayOptions,
     JobManager,
     RequestError,
+    joined_log,
+    pushed_log,
     task_view,
 )
 from linkis_magic.gateway.store import JobStore
@@ -386,15 +388,7 @@ class JobHandler(LinkisHandler):
         if not distinct:
             log_value: Any = "\n".join(chunk)
         else:
-            buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
-            for line, level in zip(chunk, chunk_levels, strict=False):
-                buckets.setdefault(level, []).append(line)
-            log_value = [
-                "\n".join(buckets["ERROR"]),
-                "\n".join(buckets["WARN"]),
-                "\n".join(buckets["INFO"]),
-                "\n".join(chunk),
-            ]
+            log_value = joined_log(chunk, chunk_levels)
         self.reply(0, "OK", {"log": log_value, "execID": exec_id, "fromLine": next_line}, method)
 
 
@@ -611,18 +605,7 @@ class FileSystemHandler(LinkisHandler):
             self.reply_error(method, RequestError(80011, f"The file {path.name} does not exist"))
             return
         lines, levels = read_log_file(path)
-        buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
-        for line, level in zip(lines, levels, strict=False):
-            buckets[level].append(line)
-        data = {
-            "log": [
-                "\n".join(buckets["ERROR"]),
-                "\n".join(buckets["WARN"]),
-                "\n".join(buckets["INFO"]),
-                "\n".join(lines),
-            ]
-        }
-        self.reply(0, "OK", data, method)
+        self.reply(0, "OK", {"log": joined_log(lines, levels)}, method)
 
 
 def confine(raw: str, root: Path) -> Path | None:
@@ -836,15 +819,7 @@ class EntranceSocket(tornado.websocket.WebSocketHandler):
                 levels[start : start + WS_LOG_LINES],
             )
             self._log_cursor[row["job_id"]] = start + len(chunk)
-            buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
-            for line, level in zip(chunk, chunk_levels, strict=False):
-                buckets[level].append(line + "\n")
-            log_value = [
-                "".join(buckets["ERROR"]),
-                "".join(buckets["WARN"]),
-                "".join(buckets["INFO"]),
-            ]
-            log_value.append("".join(line + "\n" for line in chunk))
+            log_value = pushed_log(chunk, chunk_levels)
             self.send(
                 p.build_message(
                     method,

@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -169,6 +169,24 @@ class EngineSlot:
     waiting_sent: dict[int, int] = field(default_factory=dict)
     waiting_timer: asyncio.TimerHandle | None = None
     waiting_at: float = float("-inf")
+
+
+def split_log(lines: Sequence[str], levels: Sequence[str]) -> list[list[str]]:
+    """Log lines in Linkis's four buckets: [error, warn, info, all]."""
+    buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
+    for line, level in zip(lines, levels, strict=False):
+        buckets.setdefault(level, []).append(line)
+    return [buckets["ERROR"], buckets["WARN"], buckets["INFO"], list(lines)]
+
+
+def joined_log(lines: Sequence[str], levels: Sequence[str]) -> list[str]:
+    """The buckets as REST ``/log`` gives them: each bucket's lines joined by newlines."""
+    return ["\n".join(bucket) for bucket in split_log(lines, levels)]
+
+
+def pushed_log(lines: Sequence[str], levels: Sequence[str]) -> list[str]:
+    """The buckets as a log push carries them: every line ends with a newline."""
+    return ["".join(line + "\n" for line in bucket) for bucket in split_log(lines, levels)]
 
 
 class JobManager:
@@ -776,19 +794,9 @@ class JobManager:
             log.warning("cannot write the log of job %s: %s", job.job_id, exc)
 
     def _push_log_frame(self, job: Job, entries: list[tuple[str, str]]) -> None:
-        buckets: dict[str, list[str]] = {"ERROR": [], "WARN": [], "INFO": []}
-        for level, text in entries:
-            buckets[level].append(text + "\n")
-        every = "".join(text + "\n" for _level, text in entries)
-        data = {
-            "log": [
-                "".join(buckets["ERROR"]),
-                "".join(buckets["WARN"]),
-                "".join(buckets["INFO"]),
-                every,
-            ]
-        }
-        self._push(job, "log", LOG_MESSAGE, data)
+        lines = [text for _level, text in entries]
+        levels = [level for level, _text in entries]
+        self._push(job, "log", LOG_MESSAGE, {"log": pushed_log(lines, levels)})
 
     # ------------------------------------------------------------------ pushes
 
