@@ -10,25 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nbformat
 import pytest
+from waiting import wait_for
 
 from linkis_magic.demo import Gateway, kernel_env, summarize, widget_lines
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def _model(name: str, **state: Any) -> dict[str, Any]:

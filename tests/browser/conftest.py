@@ -8,14 +8,14 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 from jupyterlab_page import ARTIFACTS, Lab
 from playwright.sync_api import BrowserContext, sync_playwright
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -37,20 +37,6 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 DISABLED_PLUGINS = {"@jupyterlab/apputils-extension:announcements": True}
-
-
-def wait_for(
-    condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1
-) -> T:
-    """Poll ``condition`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

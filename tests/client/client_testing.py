@@ -11,18 +11,6 @@ from typing import Any
 FAST = {"log_gap": 0.2, "progress_gap": 0.2, "poll_interval": 0.1, "reconnect_delay": 0.05}
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Poll ``condition`` until it is truthy; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 async def async_wait_until(
     condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02
 ) -> Any:

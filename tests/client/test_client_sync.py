@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from client_testing import FAST, wait_until
+from client_testing import FAST
+from waiting import wait_for as wait_until
 
 from linkis_magic import Job, JobError, LinkisClient
 from linkis_magic.client import LoopThread

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from waiting import wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
 from linkis_magic import protocol as p
@@ -101,18 +102,6 @@ async def open_socket(ws_url: str, ticket: str | None = None, **headers: str) ->
         extra["Cookie"] = f"{p.TICKET_COOKIE}={ticket}"
     conn = await connect(ws_url, additional_headers=extra, max_size=None, open_timeout=10)
     return RawSocket(conn)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Poll until ``predicate()`` is truthy; returns its value or raises TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(interval)
 
 
 def rest_wait_terminal(client: httpx.Client, exec_id: str, timeout: float = 30.0) -> str:

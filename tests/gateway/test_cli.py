@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_testing import V1, wait_for
+from gateway_testing import V1
+from waiting import wait_for
 
 from linkis_magic import gateway as gateway_package
 from linkis_magic.cli import build_parser

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_testing import RawSocket, open_socket, wait_for
+from gateway_testing import RawSocket, open_socket
+from waiting import wait_for
 
 from linkis_magic import protocol as p
 from linkis_magic.gateway.engines.base import EngineError

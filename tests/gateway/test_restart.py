@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_testing import V1, open_socket, rest_wait_terminal, wait_for
+from gateway_testing import V1, open_socket, rest_wait_terminal
+from waiting import wait_for
 
 from linkis_magic import protocol as p
 

@@ -23,18 +23,6 @@ EXEC_ID = re.compile(r"execID (?!pending)([^\s,\]]+)")
 EMBEDDED_URL = re.compile(r"embedded gateway at (http://127\.0\.0\.1:\d+)")
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 def engine_processes(parent: int) -> set[int]:
     """Pids of the gateway engine processes whose parent is ``parent`` (read from /proc)."""
     found: set[int] = set()

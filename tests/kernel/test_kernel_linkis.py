@@ -22,8 +22,8 @@ from kernel_helpers import (
     job_status,
     kernel_env,
     kill_job,
-    wait_until,
 )
+from waiting import wait_for as wait_until
 
 pytestmark = [pytest.mark.slow]
 

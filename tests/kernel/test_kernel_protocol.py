@@ -23,8 +23,8 @@ from kernel_helpers import (
     RunningCell,
     job_status,
     kernel_env,
-    wait_until,
 )
+from waiting import wait_for as wait_until
 
 
 @pytest.fixture(scope="class")

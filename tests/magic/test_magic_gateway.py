@@ -14,7 +14,8 @@ import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from magic_helpers import RecordingComm, wait_until
+from magic_helpers import RecordingComm
+from waiting import wait_for as wait_until
 
 from linkis_magic import errors
 from linkis_magic.config import ENV_VARS

@@ -14,7 +14,8 @@ import zlib
 
 import pandas as pd
 import pytest
-from magic_helpers import FakeJob, Logs, RecordingComm, comm_of, wait_until
+from magic_helpers import FakeJob, Logs, RecordingComm, comm_of
+from waiting import wait_for as wait_until
 
 from linkis_magic.protocol import JobStatus, ProgressInfo
 from linkis_magic.results import ResultSet

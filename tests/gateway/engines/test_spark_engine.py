@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for as wait_until
 
 from linkis_magic.gateway.engines.base import Column, EngineError, EngineSettings, JobContext
 from linkis_magic.gateway.engines.spark import (
@@ -122,13 +123,6 @@ class JobThread:
     def join(self, timeout: float) -> None:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the job did not end in time"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
