@@ -542,7 +542,8 @@ class JobView(BaseView):
         head = (
             "<tr><th>stage</th><th>succeeded</th><th>running</th><th>failed</th><th>total</th></tr>"
         )
-        return f'<table style="font-size:90%">{head}{"".join(rows)}</table>'
+        style = "font-size:90%;border-collapse:separate;border-spacing:1em 0"
+        return f'<table style="{style}">{head}{"".join(rows)}</table>'
 
     def _render_log(self) -> None:
         level = str(self.level.value)
