@@ -572,8 +572,7 @@ class FileSystemHandler(LinkisHandler):
             rows: Any = None
             if null_value is not None and raw.kind == resultsets.TABLE:
                 rows = [
-                    [null_value if c == resultsets.NULL else c for c in row]
-                    for row in resultsets.read_page(path, page, page_size).rows
+                    [null_value if c == resultsets.NULL else c for c in row] for row in raw.rows()
                 ]
         except (OSError, ValueError) as exc:
             self.reply_error(method, RequestError(80012, f"The result set cannot be read: {exc}"))

@@ -196,10 +196,7 @@ def _index_of(path: Path) -> tuple[int, str]:
 def read_page(path: Path, page: int, page_size: int) -> Page:
     """Rows ``(page-1)*page_size`` .. of one result set, reading only that page."""
     raw = read_raw_page(path, page, page_size)
-    # One parse per page, not per row: rows are JSON arrays of strings (the writer quotes every
-    # cell). Checking each cell costs as much as the parse: not done.
-    rows = [row if type(row) is list else [str(row)] for row in json.loads(raw.rows_json)]
-    return Page(raw.kind, raw.metadata, rows)
+    return Page(raw.kind, raw.metadata, raw.rows())
 
 
 @dataclass(frozen=True)
@@ -210,6 +207,11 @@ class RawPage:
     metadata: Any
     rows_json: bytes
     count: int
+
+    def rows(self) -> list[list[str]]:
+        """The rows parsed: one parse per page, not per row (the writer quotes every cell, and
+        checking each cell would cost as much as the parse)."""
+        return [row if type(row) is list else [str(row)] for row in json.loads(self.rows_json)]
 
 
 def read_raw_page(path: Path, page: int, page_size: int) -> RawPage:
