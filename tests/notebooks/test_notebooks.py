@@ -101,6 +101,12 @@ def test_notebook_runs_without_error(path: Path, notebook_gateway: Gateway, tmp_
         if not _is_linkis_cell(cell, executed):
             continue
         texts = " ".join(_view_texts(cell, executed))
-        expected = "Cancelled" if "--background" in cell.source else "Succeed"
-        assert expected in texts, f"{cell.source.splitlines()[0]!r} shows {texts!r}"
         assert "progress bar" in texts
+        if "--background" in cell.source:
+            # nbclient records a widget update only while the cell that sent it runs, so the
+            # saved view of a background job may stop short of its end: the notebook prints the
+            # job's final status itself.
+            printed = " ".join(str(s["text"]) for s in _outputs(executed, "stream"))
+            assert "ended: Cancelled" in printed, printed
+            continue
+        assert "Succeed" in texts, f"{cell.source.splitlines()[0]!r} shows {texts!r}"
